@@ -1,0 +1,22 @@
+# Warnings, CPU target and sanitizers, applied through one interface target so
+# that the library, the executable and the tests are built the same way.
+
+add_library(topkformer_flags INTERFACE)
+target_compile_options(topkformer_flags INTERFACE
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wno-unknown-pragmas>)
+
+# Release builds run on any x86-64 CPU with AVX2 (x86-64-v3) unless the user
+# asks for this machine's instruction set.
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  if(TOPKFORMER_NATIVE)
+    target_compile_options(topkformer_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=native>)
+  else()
+    target_compile_options(topkformer_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:-march=x86-64-v3>)
+  endif()
+endif()
+
+if(TOPKFORMER_SANITIZE)
+  set(sanitizers -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_compile_options(topkformer_flags INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${sanitizers}>)
+  target_link_options(topkformer_flags INTERFACE ${sanitizers})
+endif()

@@ -1,0 +1,123 @@
+// The device-neutral kernel interface.
+//
+// Ops (topkformer/ops) allocate their outputs and call these entry points; each
+// device implements all of them (CPU: OpenBLAS + OpenMP; CUDA: cuBLAS + own
+// kernels), and every CUDA kernel is tested against its CPU twin. Kernels
+// record no autograd history and check only what the op layer cannot know.
+//
+// Conventions: unless a comment says otherwise, inputs and outputs are
+// contiguous, share one device and one floating dtype (f32 or f64), and index
+// tensors are i32 or i64.
+#pragma once
+
+#include <cstdint>
+
+#include "topkformer/core/rng.h"
+#include "topkformer/core/tensor.h"
+
+namespace topkformer::kernels {
+
+enum class UnaryOp { neg, exp, log, tanh, relu, gelu_tanh, gelu_erf, sqrt };
+enum class BinaryOp { add, sub, mul, div };
+
+// Masks for rows of attention-shaped scores x[B, ..., Lq, Lk] (row r is query
+// r % Lq of batch item r / (rows / B)). Key j of query row i is masked when
+// causal and j > i + causal_offset, or when j >= key_lengths[b].
+struct RowMask {
+  bool causal = false;
+  std::int64_t causal_offset = 0;
+  Tensor key_lengths;  // [B] i32/i64, or undefined for no padding mask
+  bool empty() const { return !causal && !key_lengths.defined(); }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  // ---- copies, fills, random numbers ----
+  // dst = src converted to dst's dtype; both may be any strided views of one shape.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  virtual void fill(const Tensor& dst, double value) = 0;                // dst: any strides
+  virtual void arange(const Tensor& dst, double start, double step) = 0;  // dst contiguous
+  virtual void uniform(const Tensor& dst, PhiloxState state, double low, double high) = 0;
+  virtual void normal(const Tensor& dst, PhiloxState state, double mean, double std) = 0;
+
+  // ---- matrix products ----
+  // c[i] = alpha * op(a[i]) * op(b[i]) + beta * c[i] over the leading (batch)
+  // dimensions, which must be equal (a stride of 0 broadcasts). Each operand's
+  // last two dimensions must have unit stride in one of them: that makes row-
+  // and column-major views with any leading dimension valid without copies.
+  // c's last dimension must have unit stride.
+  virtual void gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool transpose_b,
+                    const Tensor& c, double alpha, double beta) = 0;
+
+  // ---- elementwise (inputs: any strides, same shape as out; out contiguous) ----
+  virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out) = 0;
+  // dx = dy * f'(x) for the activations relu, gelu_tanh, gelu_erf, tanh (where
+  // tanh takes its output y instead of x).
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy,
+                              const Tensor& dx) = 0;
+  virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // out = alpha * x + beta
+  virtual void affine(const Tensor& x, double alpha, double beta, const Tensor& out) = 0;
+
+  // ---- reductions ----
+  // x[R, n] -> out[R]
+  virtual void sum_rows(const Tensor& x, const Tensor& out) = 0;
+  // x[R, n] -> values[R], indices[R] (i64; the first maximum)
+  virtual void max_rows(const Tensor& x, const Tensor& values, const Tensor& indices) = 0;
+  // Sums x into out, whose shape broadcasts to x's (same rank): the gradient of
+  // a broadcast. out may be a view; it is overwritten.
+  virtual void sum_to(const Tensor& x, const Tensor& out) = 0;
+
+  // ---- softmax family, rows of the last dimension ----
+  // Masked entries get probability 0 (log-probability -inf); a fully masked
+  // row is all zeros (all -inf for log).
+  virtual void softmax(const Tensor& x, const RowMask& mask, bool log, const Tensor& out) = 0;
+  // From the forward output y: dx = y * (dy - sum(dy * y)) for softmax,
+  // dx = dy - exp(y) * sum(dy) for log-softmax; masked entries get 0.
+  virtual void softmax_backward(const Tensor& y, const Tensor& dy, bool log,
+                                const Tensor& dx) = 0;
+
+  // ---- layer norm over the last dimension: x[R, D], gamma[D], beta[D] ----
+  virtual void layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
+                          const Tensor& y, const Tensor& mean, const Tensor& rstd) = 0;
+  virtual void layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
+                                   const Tensor& rstd, const Tensor& dy, const Tensor& dx,
+                                   const Tensor& dgamma, const Tensor& dbeta) = 0;
+
+  // ---- rows by index: src[G, M, D], index[G, N], rows[G, N, D] ----
+  // rows[g, n] = src[g, index[g, n]]; an index outside [0, M) throws.
+  virtual void gather_rows(const Tensor& src, const Tensor& index, const Tensor& rows) = 0;
+  // dst[g, index[g, n]] += rows[g, n] (deterministic order).
+  virtual void scatter_add_rows(const Tensor& dst, const Tensor& index, const Tensor& rows) = 0;
+
+  // ---- fused cross-entropy: logits[N, C], targets[N] ----
+  // losses[N] = -sum_c q_c log p_c with q = (1 - smoothing) onehot + smoothing / C;
+  // logsumexp[N] kept for the backward. Rows whose target is ignore_index get 0;
+  // any other target outside [0, C) throws.
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets,
+                             std::int64_t ignore_index, double smoothing, const Tensor& losses,
+                             const Tensor& logsumexp) = 0;
+  // dlogits = scale * (softmax(logits) - q), 0 on ignored rows.
+  virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets,
+                                      const Tensor& logsumexp, std::int64_t ignore_index,
+                                      double smoothing, double scale, const Tensor& dlogits) = 0;
+
+  // ---- dropout ----
+  // out[e] = x[e] * keep[e] / (1 - p) where keep[e] = (uniform(word state.offset + e) >= p).
+  // The backward pass is the same call on the gradient with the same state.
+  virtual void dropout(const Tensor& x, double p, PhiloxState state, const Tensor& out) = 0;
+
+  // ---- top-k: x[R, n] -> values[R, k], indices[R, k] (i64) ----
+  // The k largest of each row in descending order, ties to the lower index;
+  // O(n) selection per row, then a sort of the k winners.
+  virtual void topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
+                         const Tensor& indices) = 0;
+};
+
+// The backend that runs kernels for a device (throws if none is built in).
+Backend& backend(Device device);
+void register_backend(DeviceType type, Backend* backend);
+
+}  // namespace topkformer::kernels

@@ -1,0 +1,30 @@
+// topkformer: train, evaluate and benchmark memory-efficient Transformers.
+#include <iostream>
+
+#include "app/commands.h"
+#include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"topkformer: memory-efficient Transformers (vanilla, chunked, top-k and "
+               "Performer attention)"};
+  app.set_version_flag("--version", "topkformer " + topkformer::version());
+  int threads = 0;
+  app.add_option("--threads", threads, "CPU threads for kernels and OpenBLAS (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
+  app.require_subcommand(1);
+  app.parse_complete_callback([&] { topkformer::set_num_threads(threads); });
+
+  topkformer::app::add_info_command(app);
+  topkformer::app::add_bench_command(app);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    return app.exit(error);
+  } catch (const topkformer::Error& error) {
+    std::cerr << "error: " << error.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

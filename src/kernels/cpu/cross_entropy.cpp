@@ -1,0 +1,96 @@
+// Fused log-softmax + negative log-likelihood with label smoothing.
+#include "cpu_backend.h"
+#include "dispatch.h"
+
+namespace topkformer::kernels {
+
+using namespace cpu;
+
+namespace {
+template <typename I>
+std::int64_t checked_target(const I* targets, std::int64_t row, std::int64_t classes,
+                            std::int64_t ignore_index) {
+  const auto target = static_cast<std::int64_t>(targets[row]);
+  TKF_CHECK(target == ignore_index || (target >= 0 && target < classes), "cross_entropy: target ",
+            target, " of row ", row, " is outside [0, ", classes, ") and is not the ignore index ",
+            ignore_index);
+  return target;
+}
+}  // namespace
+
+void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets,
+                               std::int64_t ignore_index, double smoothing, const Tensor& losses,
+                               const Tensor& logsumexp) {
+  TKF_CHECK(logits.dim() == 2 && logits.is_contiguous() && targets.is_contiguous() &&
+                targets.numel() == logits.size(0),
+            "cross_entropy: expected contiguous logits [N, C] and targets [N], got ",
+            shape_str(logits.shape()), " and ", shape_str(targets.shape()));
+  const std::int64_t rows = logits.size(0), classes = logits.size(1);
+  dispatch_index(targets.dtype(), "cross_entropy", [&](auto index_zero) {
+    using I = decltype(index_zero);
+    const I* target = typed<I>(targets);
+    for (std::int64_t r = 0; r < rows; ++r) checked_target(target, r, classes, ignore_index);
+    dispatch_floating(logits.dtype(), "cross_entropy", [&](auto zero) {
+      using T = decltype(zero);
+      const T* in = typed<T>(logits);
+      T* loss = typed_mut<T>(losses);
+      T* lse = typed_mut<T>(logsumexp);
+      parallel_for(rows, classes * 4, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          const T* row = in + r * classes;
+          T max_value = row[0];
+          for (std::int64_t c = 1; c < classes; ++c) max_value = std::max(max_value, row[c]);
+          double total = 0.0, sum_logits = 0.0;
+          for (std::int64_t c = 0; c < classes; ++c) {
+            total += std::exp(double(row[c] - max_value));
+            sum_logits += row[c];
+          }
+          const double log_normalizer = std::log(total) + max_value;
+          lse[r] = static_cast<T>(log_normalizer);
+          const std::int64_t t = static_cast<std::int64_t>(target[r]);
+          if (t == ignore_index) {
+            loss[r] = 0;
+            continue;
+          }
+          // -sum_c q_c (x_c - lse) with q = (1 - s) onehot(t) + s / C.
+          const double picked = (1.0 - smoothing) * row[t] + smoothing * sum_logits / double(classes);
+          loss[r] = static_cast<T>(log_normalizer - picked);
+        }
+      });
+    });
+  });
+}
+
+void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets,
+                                        const Tensor& logsumexp, std::int64_t ignore_index,
+                                        double smoothing, double scale, const Tensor& dlogits) {
+  const std::int64_t rows = logits.size(0), classes = logits.size(1);
+  dispatch_index(targets.dtype(), "cross_entropy_backward", [&](auto index_zero) {
+    using I = decltype(index_zero);
+    const I* target = typed<I>(targets);
+    dispatch_floating(logits.dtype(), "cross_entropy_backward", [&](auto zero) {
+      using T = decltype(zero);
+      const T* in = typed<T>(logits);
+      const T* lse = typed<T>(logsumexp);
+      T* out = typed_mut<T>(dlogits);
+      const T uniform_share = static_cast<T>(smoothing / double(classes));
+      parallel_for(rows, classes * 4, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          T* grad = out + r * classes;
+          const auto t = static_cast<std::int64_t>(target[r]);
+          if (t == ignore_index) {
+            std::fill(grad, grad + classes, T(0));
+            continue;
+          }
+          const T* row = in + r * classes;
+          for (std::int64_t c = 0; c < classes; ++c) {
+            grad[c] = static_cast<T>(scale) * (std::exp(row[c] - lse[r]) - uniform_share);
+          }
+          grad[t] -= static_cast<T>(scale * (1.0 - smoothing));
+        }
+      });
+    });
+  });
+}
+
+}  // namespace topkformer::kernels

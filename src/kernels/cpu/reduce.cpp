@@ -1,0 +1,115 @@
+// Reductions: row sums and maxima, and the sum over broadcast dimensions.
+#include "cpu_backend.h"
+#include "dispatch.h"
+
+namespace topkformer::kernels {
+
+using namespace cpu;
+
+void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
+  TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "sum_rows: operands must be contiguous");
+  const std::int64_t n = x.dim() == 0 ? 1 : x.size(-1);
+  const std::int64_t rows = out.numel();
+  TKF_CHECK(rows * n == x.numel(), "sum_rows: ", shape_str(x.shape()), " -> ",
+            shape_str(out.shape()));
+  dispatch_floating(x.dtype(), "sum_rows", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = typed<T>(x);
+    T* result = typed_mut<T>(out);
+    // Sums of f32 accumulate in f64: long rows (a loss over a batch) stay exact
+    // to f32 precision, and the result does not depend on the thread count.
+    parallel_for(rows, n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        double total = 0.0;
+        for (std::int64_t i = 0; i < n; ++i) total += in[r * n + i];
+        result[r] = static_cast<T>(total);
+      }
+    });
+  });
+}
+
+void CpuBackend::max_rows(const Tensor& x, const Tensor& values, const Tensor& indices) {
+  TKF_CHECK(x.is_contiguous(), "max_rows: input must be contiguous");
+  indices.check_dtype(DType::i64, "max_rows");
+  const std::int64_t n = x.size(-1);
+  TKF_CHECK(n > 0, "max_rows: cannot take the maximum of empty rows, shape ",
+            shape_str(x.shape()));
+  const std::int64_t rows = x.numel() / n;
+  dispatch_floating(x.dtype(), "max_rows", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = typed<T>(x);
+    T* best = typed_mut<T>(values);
+    std::int64_t* where = typed_mut<std::int64_t>(indices);
+    parallel_for(rows, n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        const T* row = in + r * n;
+        std::int64_t arg = 0;
+        for (std::int64_t i = 1; i < n; ++i) {
+          if (row[i] > row[arg] || (std::isnan(row[i]) && !std::isnan(row[arg]))) arg = i;
+        }
+        best[r] = row[arg];
+        where[r] = arg;
+      }
+    });
+  });
+}
+
+void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
+  TKF_CHECK(x.dim() == out.dim(), "sum_to: ranks differ, ", shape_str(x.shape()), " -> ",
+            shape_str(out.shape()));
+  for (int d = 0; d < x.dim(); ++d) {
+    TKF_CHECK(out.size(d) == x.size(d) || out.size(d) == 1, "sum_to: cannot sum ",
+              shape_str(x.shape()), " to ", shape_str(out.shape()));
+  }
+  if (x.numel() == 0) {
+    fill(out, 0.0);
+    return;
+  }
+  // Each output element sums its own sub-tensor of x in a fixed order: the
+  // result is deterministic and the threads never write to the same element.
+  Shape reduced_shape;
+  Strides reduced_strides;
+  for (int d = 0; d < x.dim(); ++d) {
+    if (out.size(d) == 1 && x.size(d) != 1) {
+      reduced_shape.push_back(x.size(d));
+      reduced_strides.push_back(x.stride(d));
+    }
+  }
+  const std::int64_t reduced_count = shape_numel(reduced_shape);
+  // The innermost reduced dimension is summed in a tight loop.
+  const std::int64_t inner_extent = reduced_shape.empty() ? 1 : reduced_shape.back();
+  const std::int64_t inner_stride = reduced_strides.empty() ? 0 : reduced_strides.back();
+  Strides kept_strides = x.strides();
+  for (int d = 0; d < x.dim(); ++d) {
+    if (out.size(d) == 1) kept_strides[d] = 0;
+  }
+  const Shape& out_shape = out.shape();
+  dispatch_floating(x.dtype(), "sum_to", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = storage_base<T>(x);
+    T* result = storage_base<T>(out);
+    parallel_for(out.numel(), reduced_count, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t o = begin; o < end; ++o) {
+        std::int64_t in_base = x.offset(), out_position = out.offset(), rest = o;
+        for (int d = out.dim() - 1; d >= 0; --d) {
+          const std::int64_t i = rest % out_shape[d];
+          rest /= out_shape[d];
+          in_base += i * kept_strides[d];
+          out_position += i * out.stride(d);
+        }
+        double total = 0.0;
+        for (std::int64_t outer = 0; outer < reduced_count / inner_extent; ++outer) {
+          std::int64_t position = in_base, index = outer;
+          for (int d = static_cast<int>(reduced_shape.size()) - 2; d >= 0; --d) {
+            position += (index % reduced_shape[d]) * reduced_strides[d];
+            index /= reduced_shape[d];
+          }
+          for (std::int64_t i = 0; i < inner_extent; ++i) total += in[position + i * inner_stride];
+        }
+        result[out_position] = static_cast<T>(total);
+      }
+    });
+  });
+}
+
+}  // namespace topkformer::kernels

@@ -1,0 +1,114 @@
+// Row softmax and log-softmax with causal and key-padding masks.
+#include <limits>
+
+#include "cpu_backend.h"
+#include "dispatch.h"
+
+namespace topkformer::kernels {
+
+using namespace cpu;
+
+namespace {
+// Both masks leave a prefix of each row valid; this returns its length.
+class ValidPrefix {
+ public:
+  ValidPrefix(const Tensor& x, const RowMask& mask) : mask_(mask) {
+    keys_ = x.size(-1);
+    queries_ = x.dim() >= 2 ? x.size(-2) : 1;
+    const std::int64_t rows = row_count(x);
+    if (mask.key_lengths.defined()) {
+      TKF_CHECK(mask.key_lengths.device().is_cpu(), "softmax: key_lengths must be on the CPU");
+      const std::int64_t batch = mask.key_lengths.numel();
+      TKF_CHECK(x.dim() >= 2 && x.size(0) == batch, "softmax: key_lengths has ", batch,
+                " entries but the scores have shape ", shape_str(x.shape()));
+      rows_per_item_ = rows / batch;
+      lengths_ = mask.key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
+    }
+  }
+  std::int64_t operator()(std::int64_t row) const {
+    std::int64_t valid = keys_;
+    if (mask_.causal) valid = std::min(valid, row % queries_ + mask_.causal_offset + 1);
+    if (!lengths_.empty()) valid = std::min(valid, lengths_[row / rows_per_item_]);
+    return std::max<std::int64_t>(valid, 0);
+  }
+
+ private:
+  const RowMask& mask_;
+  std::int64_t keys_ = 0, queries_ = 1, rows_per_item_ = 1;
+  std::vector<std::int64_t> lengths_;
+};
+}  // namespace
+
+void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const Tensor& out) {
+  TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "softmax: operands must be contiguous");
+  check_same_shape(x, out, "softmax");
+  if (x.numel() == 0) return;
+  const ValidPrefix valid_prefix(x, mask);
+  const std::int64_t n = x.size(-1);
+  dispatch_floating(x.dtype(), "softmax", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = typed<T>(x);
+    T* result = typed_mut<T>(out);
+    const T masked = log ? -std::numeric_limits<T>::infinity() : T(0);
+    parallel_for(row_count(x), n * 8, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        const T* row = in + r * n;
+        T* y = result + r * n;
+        const std::int64_t valid = valid_prefix(r);
+        for (std::int64_t j = valid; j < n; ++j) y[j] = masked;
+        if (valid == 0) continue;
+        T max_value = row[0];
+        for (std::int64_t j = 1; j < valid; ++j) max_value = std::max(max_value, row[j]);
+        T total = 0;
+        for (std::int64_t j = 0; j < valid; ++j) {
+          y[j] = std::exp(row[j] - max_value);
+          total += y[j];
+        }
+        if (log) {
+          const T log_total = std::log(total) + max_value;
+          for (std::int64_t j = 0; j < valid; ++j) y[j] = row[j] - log_total;
+        } else {
+          const T inverse = T(1) / total;
+          for (std::int64_t j = 0; j < valid; ++j) y[j] *= inverse;
+        }
+      }
+    });
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, bool log, const Tensor& dx) {
+  TKF_CHECK(y.is_contiguous() && dy.is_contiguous() && dx.is_contiguous(),
+            "softmax_backward: operands must be contiguous");
+  check_same_shape(y, dy, "softmax_backward");
+  if (y.numel() == 0) return;
+  const std::int64_t n = y.size(-1);
+  dispatch_floating(y.dtype(), "softmax_backward", [&](auto zero) {
+    using T = decltype(zero);
+    const T* out = typed<T>(y);
+    const T* grad = typed<T>(dy);
+    T* result = typed_mut<T>(dx);
+    parallel_for(row_count(y), n * 4, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        const T* yr = out + r * n;
+        const T* gr = grad + r * n;
+        T* dr = result + r * n;
+        if (log) {
+          // Masked entries hold -inf: they take no part and get no gradient.
+          T total = 0;
+          for (std::int64_t j = 0; j < n; ++j) {
+            if (!std::isinf(yr[j])) total += gr[j];
+          }
+          for (std::int64_t j = 0; j < n; ++j) {
+            dr[j] = std::isinf(yr[j]) ? T(0) : gr[j] - std::exp(yr[j]) * total;
+          }
+        } else {
+          T dot = 0;
+          for (std::int64_t j = 0; j < n; ++j) dot += gr[j] * yr[j];
+          for (std::int64_t j = 0; j < n; ++j) dr[j] = yr[j] * (gr[j] - dot);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace topkformer::kernels

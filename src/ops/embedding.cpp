@@ -1,0 +1,21 @@
+#include "topkformer/ops/embedding.h"
+
+#include "op_support.h"
+#include "topkformer/ops/index.h"
+#include "topkformer/ops/shape.h"
+
+namespace topkformer::ops {
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  TKF_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got ",
+            shape_str(weight.shape()));
+  TKF_CHECK(is_index(ids.dtype()), "embedding: ids must be i32 or i64, got ",
+            dtype_name(ids.dtype()), " of shape ", shape_str(ids.shape()));
+  // An embedding is a gather of rows from a single group.
+  const Tensor rows = gather_rows(unsqueeze(weight, 0), ids.reshape({1, ids.numel()}));
+  Shape shape = ids.shape();
+  shape.push_back(weight.size(1));
+  return reshape(rows, shape);
+}
+
+}  // namespace topkformer::ops
