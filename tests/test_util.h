@@ -31,7 +31,8 @@ inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   const auto x = a.to(DType::f64).to_vector<double>();
   const auto y = b.to(DType::f64).to_vector<double>();
   double worst = 0.0;
-  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) worst = std::max(worst, std::abs(x[i] - y[i]));
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
+    worst = std::max(worst, std::abs(x[i] - y[i]));
   return worst;
 }
 
