@@ -43,15 +43,14 @@ void run_matmul_bench(const MatmulOptions& options) {
                     int(options.n), 0.0f, c.data<float>(), int(options.n));
       },
       options.warmup, options.repeats);
-  const Timing kernel = measure(
-      [&] { kernels::backend(a.device()).gemm(a, false, b, false, c, 1.0, 0.0); },
-      options.warmup, options.repeats);
+  const Timing kernel =
+      measure([&] { kernels::backend(a.device()).gemm(a, false, b, false, c, 1.0, 0.0); },
+              options.warmup, options.repeats);
   const Timing op = measure([&] { ops::matmul(a, b); }, options.warmup, options.repeats);
   // B^T as a transposed view: the op hands BLAS the view, no copy.
   const Tensor b_transposed_storage = b.transpose(0, 1).contiguous();
-  const Timing op_view = measure(
-      [&] { ops::matmul(a, b_transposed_storage.transpose(0, 1)); }, options.warmup,
-      options.repeats);
+  const Timing op_view = measure([&] { ops::matmul(a, b_transposed_storage.transpose(0, 1)); },
+                                 options.warmup, options.repeats);
 
   print_row("cblas_sgemm (OpenBLAS directly)", blas, flops);
   print_row("kernels::gemm (preallocated out)", kernel, flops);
@@ -62,7 +61,8 @@ void run_matmul_bench(const MatmulOptions& options) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "Measure the time and memory of kernels and layers");
+  CLI::App* bench =
+      app.add_subcommand("bench", "Measure the time and memory of kernels and layers");
   bench->require_subcommand(1);
 
   auto options = std::make_shared<MatmulOptions>();
@@ -71,7 +71,8 @@ void add_bench_command(CLI::App& app) {
   matmul->add_option("-m", options->m, "Rows of A and C")->check(CLI::PositiveNumber);
   matmul->add_option("-n", options->n, "Columns of B and C")->check(CLI::PositiveNumber);
   matmul->add_option("-k", options->k, "Columns of A, rows of B")->check(CLI::PositiveNumber);
-  matmul->add_option("--warmup", options->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+  matmul->add_option("--warmup", options->warmup, "Untimed runs first")
+      ->check(CLI::NonNegativeNumber);
   matmul->add_option("--repeats", options->repeats, "Timed runs")->check(CLI::PositiveNumber);
   matmul->callback([options] { run_matmul_bench(*options); });
 }

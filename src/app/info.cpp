@@ -7,7 +7,8 @@
 namespace topkformer::app {
 
 void add_info_command(CLI::App& app) {
-  CLI::App* command = app.add_subcommand("info", "Print the version, build configuration and devices");
+  CLI::App* command =
+      app.add_subcommand("info", "Print the version, build configuration and devices");
   command->callback([] { std::cout << build_info() << '\n'; });
 }
 

@@ -6,8 +6,9 @@
 #include "topkformer/core/runtime.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"topkformer: memory-efficient Transformers (vanilla, chunked, top-k and "
-               "Performer attention)"};
+  CLI::App app{
+      "topkformer: memory-efficient Transformers (vanilla, chunked, top-k and "
+      "Performer attention)"};
   app.set_version_flag("--version", "topkformer " + topkformer::version());
   int threads = 0;
   app.add_option("--threads", threads, "CPU threads for kernels and OpenBLAS (0 = all cores)")

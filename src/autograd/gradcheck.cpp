@@ -41,9 +41,9 @@ GradcheckReport gradcheck(const GradcheckFunction& fn, const std::vector<Tensor>
                           const GradcheckOptions& options) {
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (!inputs[i].defined() || !inputs[i].requires_grad()) continue;
-    TKF_CHECK(inputs[i].dtype() == DType::f64 && inputs[i].device().is_cpu(),
-              "gradcheck: input ", i, " must be an f64 CPU tensor, got ",
-              dtype_name(inputs[i].dtype()), " on ", inputs[i].device().str());
+    TKF_CHECK(inputs[i].dtype() == DType::f64 && inputs[i].device().is_cpu(), "gradcheck: input ",
+              i, " must be an f64 CPU tensor, got ", dtype_name(inputs[i].dtype()), " on ",
+              inputs[i].device().str());
     TKF_CHECK(inputs[i].is_leaf(), "gradcheck: input ", i, " must be a leaf tensor");
   }
 
@@ -65,9 +65,9 @@ GradcheckReport gradcheck(const GradcheckFunction& fn, const std::vector<Tensor>
     const Tensor& input = inputs[i];
     if (!input.defined() || !input.requires_grad()) continue;
     const Tensor analytic_grad = input.grad();
-    const std::vector<double> analytic =
-        analytic_grad.defined() ? analytic_grad.to_vector<double>()
-                                : std::vector<double>(input.numel(), 0.0);
+    const std::vector<double> analytic = analytic_grad.defined()
+                                             ? analytic_grad.to_vector<double>()
+                                             : std::vector<double>(input.numel(), 0.0);
     double* base = static_cast<double*>(input.storage()->data());
     for (std::int64_t e = 0; e < input.numel(); ++e) {
       double& value = base[storage_position(input, e)];

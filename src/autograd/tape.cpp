@@ -18,10 +18,16 @@ Tensor sum_of(const Tensor& a, const Tensor& b) {
 }
 }  // namespace
 
-Tape& current_tape() { return active_tape ? *active_tape : default_tape; }
+Tape& current_tape() {
+  return active_tape ? *active_tape : default_tape;
+}
 
-TapeScope::TapeScope(Tape& tape) : previous_(active_tape) { active_tape = &tape; }
-TapeScope::~TapeScope() { active_tape = previous_; }
+TapeScope::TapeScope(Tape& tape) : previous_(active_tape) {
+  active_tape = &tape;
+}
+TapeScope::~TapeScope() {
+  active_tape = previous_;
+}
 
 void accumulate_grad(AutogradMeta& meta, const Tensor& gradient) {
   if (!meta.grad.defined()) {
@@ -46,18 +52,17 @@ void Tape::run_backward() {
     std::vector<Tensor> grad_outputs;
     for (std::size_t j = 0; j < node.outputs.size(); ++j) {
       AutogradMeta& output = *node.outputs[j];
-      grad_outputs.push_back(output.grad.defined() ? output.grad
-                                                   : Tensor::zeros(node.output_shapes[j],
-                                                                   node.output_dtypes[j],
-                                                                   node.device));
+      grad_outputs.push_back(
+          output.grad.defined()
+              ? output.grad
+              : Tensor::zeros(node.output_shapes[j], node.output_dtypes[j], node.device));
       output.grad = Tensor();  // the node's outputs are not leaves: release their buffers
     }
     std::vector<Tensor> grad_inputs = node.backward(grad_outputs);
     node.backward = nullptr;  // frees what the node saved
     grad_outputs.clear();
     TKF_CHECK(grad_inputs.size() == node.inputs.size(), "autograd: backward of '", node.name,
-              "' returned ", grad_inputs.size(), " gradients for ", node.inputs.size(),
-              " inputs");
+              "' returned ", grad_inputs.size(), " gradients for ", node.inputs.size(), " inputs");
     for (std::size_t j = 0; j < node.inputs.size(); ++j) {
       if (!node.inputs[j] || !grad_inputs[j].defined()) continue;
       TKF_CHECK(grad_inputs[j].shape() == node.input_shapes[j], "autograd: backward of '",

@@ -44,7 +44,9 @@ std::size_t CpuAllocator::block_size(std::size_t bytes) {
   return round_up(bytes, power / 8);
 }
 
-CpuAllocator::~CpuAllocator() { empty_cache(); }
+CpuAllocator::~CpuAllocator() {
+  empty_cache();
+}
 
 void* CpuAllocator::raw_allocate(std::size_t bytes) {
   const std::size_t size = block_size(bytes);
@@ -92,7 +94,9 @@ AllocatorRegistry& registry() {
   static AllocatorRegistry instance;
   return instance;
 }
-std::pair<int, int> key_of(Device device) { return {static_cast<int>(device.type), device.index}; }
+std::pair<int, int> key_of(Device device) {
+  return {static_cast<int>(device.type), device.index};
+}
 }  // namespace
 
 Allocator& allocator_for(Device device) {

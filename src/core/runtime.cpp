@@ -18,9 +18,13 @@ void set_num_threads(int threads) {
   openblas_set_num_threads(count);
 }
 
-int num_threads() { return omp_get_max_threads(); }
+int num_threads() {
+  return omp_get_max_threads();
+}
 
-std::string version() { return TOPKFORMER_VERSION; }
+std::string version() {
+  return TOPKFORMER_VERSION;
+}
 
 std::string build_info() {
   std::ostringstream out;

@@ -43,8 +43,8 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   for (std::size_t i = 0; i < rank; ++i) {
     const std::int64_t ea = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     const std::int64_t eb = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
-    TKF_CHECK(ea == eb || ea == 1 || eb == 1, op, ": shapes ", shape_str(a), " and ",
-              shape_str(b), " cannot be broadcast together");
+    TKF_CHECK(ea == eb || ea == 1 || eb == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
+              " cannot be broadcast together");
     result[i] = ea == 1 ? eb : ea;
   }
   return result;

@@ -7,6 +7,8 @@ Storage::Storage(std::size_t bytes, Device device)
   data_ = allocator_->allocate(bytes);
 }
 
-Storage::~Storage() { allocator_->deallocate(data_, bytes_); }
+Storage::~Storage() {
+  allocator_->deallocate(data_, bytes_);
+}
 
 }  // namespace topkformer

@@ -11,11 +11,10 @@
 
 namespace topkformer {
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides,
-               std::int64_t offset, DType dtype)
-    : impl_(std::make_shared<Impl>(
-          Impl{std::move(storage), std::move(shape), std::move(strides), offset, dtype, nullptr})) {
-}
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Strides strides, std::int64_t offset,
+               DType dtype)
+    : impl_(std::make_shared<Impl>(Impl{std::move(storage), std::move(shape), std::move(strides),
+                                        offset, dtype, nullptr})) {}
 
 const Tensor::Impl& Tensor::impl() const {
   TKF_CHECK(impl_ != nullptr, "Tensor: use of an undefined tensor");
@@ -65,18 +64,17 @@ void check_floating(DType dtype, const char* op) {
 }
 }  // namespace
 
-Tensor Tensor::rand(const Shape& shape, Generator& generator, DType dtype, double low,
-                    double high, Device device) {
+Tensor Tensor::rand(const Shape& shape, Generator& generator, DType dtype, double low, double high,
+                    Device device) {
   check_floating(dtype, "Tensor::rand");
   Tensor result = empty(shape, dtype, device);
-  const std::uint64_t words =
-      dtype == DType::f32 ? words_per_uniform_f32 : words_per_uniform_f64;
+  const std::uint64_t words = dtype == DType::f32 ? words_per_uniform_f32 : words_per_uniform_f64;
   kernels::backend(device).uniform(result, generator.reserve(words * result.numel()), low, high);
   return result;
 }
 
-Tensor Tensor::randn(const Shape& shape, Generator& generator, DType dtype, double mean,
-                     double std, Device device) {
+Tensor Tensor::randn(const Shape& shape, Generator& generator, DType dtype, double mean, double std,
+                     Device device) {
   check_floating(dtype, "Tensor::randn");
   Tensor result = empty(shape, dtype, device);
   kernels::backend(device).normal(result, generator.reserve(words_per_normal * result.numel()),
@@ -162,8 +160,8 @@ Tensor Tensor::slice(int dim, std::int64_t start, std::int64_t end, std::int64_t
   const int d = normalize_dim(dim, this->dim(), "Tensor::slice");
   const std::int64_t extent = shape()[d];
   TKF_CHECK(step > 0, "Tensor::slice: step must be positive, got ", step);
-  TKF_CHECK(0 <= start && start <= end && end <= extent, "Tensor::slice: range [", start, ", ",
-            end, ") is out of bounds for dimension ", d, " of shape ", shape_str(shape()));
+  TKF_CHECK(0 <= start && start <= end && end <= extent, "Tensor::slice: range [", start, ", ", end,
+            ") is out of bounds for dimension ", d, " of shape ", shape_str(shape()));
   Shape new_shape = shape();
   Strides new_strides = strides();
   new_shape[d] = (end - start + step - 1) / step;
@@ -237,11 +235,15 @@ Tensor Tensor::expand(const Shape& shape) const {
   return make_view(shape, new_strides, offset());
 }
 
-Tensor Tensor::detach() const { return make_view(shape(), strides(), offset()); }
+Tensor Tensor::detach() const {
+  return make_view(shape(), strides(), offset());
+}
 
 // ---- copies ----
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor Tensor::clone() const {
   Tensor result = empty(shape(), dtype(), device());
@@ -296,11 +298,16 @@ std::int64_t Tensor::element_offset(std::initializer_list<std::int64_t> index,
 namespace {
 double load_as_double(const void* base, std::int64_t position, DType dtype) {
   switch (dtype) {
-    case DType::f32: return static_cast<const float*>(base)[position];
-    case DType::f64: return static_cast<const double*>(base)[position];
-    case DType::i32: return static_cast<const std::int32_t*>(base)[position];
-    case DType::i64: return static_cast<double>(static_cast<const std::int64_t*>(base)[position]);
-    case DType::u8: return static_cast<const std::uint8_t*>(base)[position];
+    case DType::f32:
+      return static_cast<const float*>(base)[position];
+    case DType::f64:
+      return static_cast<const double*>(base)[position];
+    case DType::i32:
+      return static_cast<const std::int32_t*>(base)[position];
+    case DType::i64:
+      return static_cast<double>(static_cast<const std::int64_t*>(base)[position]);
+    case DType::u8:
+      return static_cast<const std::uint8_t*>(base)[position];
   }
   return 0.0;
 }
@@ -311,31 +318,39 @@ double Tensor::value_at(std::initializer_list<std::int64_t> index) const {
 }
 
 double Tensor::item() const {
-  TKF_CHECK(numel() == 1, "Tensor::item: tensor of shape ", shape_str(shape()),
-            " has ", numel(), " elements, not 1");
+  TKF_CHECK(numel() == 1, "Tensor::item: tensor of shape ", shape_str(shape()), " has ", numel(),
+            " elements, not 1");
   const Tensor host = to(Device::cpu()).contiguous();
   return load_as_double(host.raw_data(), 0, dtype());
 }
 
 // ---- autograd ----
 
-bool Tensor::requires_grad() const { return impl().autograd != nullptr; }
+bool Tensor::requires_grad() const {
+  return impl().autograd != nullptr;
+}
 
 Tensor& Tensor::set_requires_grad(bool requires_grad) {
   if (!requires_grad) {
     impl_->autograd = nullptr;
   } else if (!impl().autograd) {
-    TKF_CHECK(is_floating(dtype()), "Tensor::set_requires_grad: only f32/f64 tensors can require "
-              "gradients, this one is ", dtype_name(dtype()));
+    TKF_CHECK(is_floating(dtype()),
+              "Tensor::set_requires_grad: only f32/f64 tensors can require "
+              "gradients, this one is ",
+              dtype_name(dtype()));
     impl_->autograd = std::make_shared<autograd::AutogradMeta>();
     impl_->autograd->is_leaf = true;
   }
   return *this;
 }
 
-bool Tensor::is_leaf() const { return !impl().autograd || impl().autograd->is_leaf; }
+bool Tensor::is_leaf() const {
+  return !impl().autograd || impl().autograd->is_leaf;
+}
 
-Tensor Tensor::grad() const { return impl().autograd ? impl().autograd->grad : Tensor(); }
+Tensor Tensor::grad() const {
+  return impl().autograd ? impl().autograd->grad : Tensor();
+}
 
 void Tensor::zero_grad() {
   if (impl().autograd) impl_->autograd->grad = Tensor();
@@ -390,7 +405,9 @@ std::string Tensor::str(int max_per_dim) const {
   return out.str();
 }
 
-std::ostream& operator<<(std::ostream& out, const Tensor& tensor) { return out << tensor.str(); }
+std::ostream& operator<<(std::ostream& out, const Tensor& tensor) {
+  return out << tensor.str();
+}
 
 void check_same_shape(const Tensor& a, const Tensor& b, const char* op) {
   TKF_CHECK(a.shape() == b.shape(), op, ": shape mismatch, ", shape_str(a.shape()), " vs ",

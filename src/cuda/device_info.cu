@@ -17,8 +17,8 @@ std::string device_summary() {
     cudaDeviceProp properties{};
     if (cudaGetDeviceProperties(&properties, device) != cudaSuccess) continue;
     out << (device ? "\n  " : "") << "cuda:" << device << " " << properties.name << ", sm_"
-        << properties.major << properties.minor << ", "
-        << properties.totalGlobalMem / (1024 * 1024) << " MiB";
+        << properties.major << properties.minor << ", " << properties.totalGlobalMem / (1024 * 1024)
+        << " MiB";
   }
   return count == 0 ? "no GPU visible" : out.str();
 }

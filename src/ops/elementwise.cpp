@@ -52,8 +52,9 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary_kernel(BinaryOp::mul, a, b, "mul");
   return record("mul", {a, b}, out, [a, b](const auto& g) {
-    return std::vector<Tensor>{a.requires_grad() ? sum_to_shape(mul(g[0], b), a.shape()) : Tensor(),
-                               b.requires_grad() ? sum_to_shape(mul(g[0], a), b.shape()) : Tensor()};
+    return std::vector<Tensor>{
+        a.requires_grad() ? sum_to_shape(mul(g[0], b), a.shape()) : Tensor(),
+        b.requires_grad() ? sum_to_shape(mul(g[0], a), b.shape()) : Tensor()};
   });
 }
 
@@ -72,9 +73,8 @@ Tensor scale(const Tensor& x, double alpha) {
   check_floating(x, "scale");
   Tensor out = empty_like(x);
   backend_of(x).affine(x, alpha, 0.0, out);
-  return record("scale", {x}, out, [alpha](const auto& g) {
-    return std::vector<Tensor>{scale(g[0], alpha)};
-  });
+  return record("scale", {x}, out,
+                [alpha](const auto& g) { return std::vector<Tensor>{scale(g[0], alpha)}; });
 }
 
 Tensor add_scalar(const Tensor& x, double value) {
@@ -92,9 +92,8 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = unary_kernel(UnaryOp::exp, x, "exp");
   // Saves the output (d exp = exp), detached so the node does not refer to itself.
-  return record("exp", {x}, out, [y = out.detach()](const auto& g) {
-    return std::vector<Tensor>{mul(g[0], y)};
-  });
+  return record("exp", {x}, out,
+                [y = out.detach()](const auto& g) { return std::vector<Tensor>{mul(g[0], y)}; });
 }
 
 Tensor log(const Tensor& x) {

@@ -7,8 +7,7 @@
 namespace topkformer::ops {
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
-  TKF_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got ",
-            shape_str(weight.shape()));
+  TKF_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got ", shape_str(weight.shape()));
   TKF_CHECK(is_index(ids.dtype()), "embedding: ids must be i32 or i64, got ",
             dtype_name(ids.dtype()), " of shape ", shape_str(ids.shape()));
   // An embedding is a gather of rows from a single group.

@@ -53,10 +53,10 @@ std::pair<Tensor, Tensor> topk(const Tensor& x, std::int64_t k) {
 Tensor gather_rows(const Tensor& src, const Tensor& index) {
   check_row_index(src, index, "gather_rows");
   Tensor rows = gather(src, index);
-  return record("gather_rows", {src}, rows, [index = index.contiguous(), shape = src.shape()](
-                                                const auto& g) {
-    return std::vector<Tensor>{scatter_into_zeros(g[0], index, shape)};
-  });
+  return record("gather_rows", {src}, rows,
+                [index = index.contiguous(), shape = src.shape()](const auto& g) {
+                  return std::vector<Tensor>{scatter_into_zeros(g[0], index, shape)};
+                });
 }
 
 Tensor scatter_add_rows(const Tensor& dst, const Tensor& index, const Tensor& rows) {

@@ -21,8 +21,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t i
 
   Tensor losses = empty_like(logits, {rows});
   Tensor logsumexp = empty_like(logits, {rows});
-  backend_of(logits).cross_entropy(flat_logits, flat_targets, ignore_index, label_smoothing,
-                                   losses, logsumexp);
+  backend_of(logits).cross_entropy(flat_logits, flat_targets, ignore_index, label_smoothing, losses,
+                                   logsumexp);
   std::int64_t counted = 0;
   for (std::int64_t t : flat_targets.to(DType::i64).to_vector<std::int64_t>()) {
     counted += t != ignore_index;
@@ -34,17 +34,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t i
   Tensor loss = empty_like(logits, {});
   backend_of(logits).affine(total.view({}), inverse_count, 0.0, loss);
 
-  return autograd::record(
-      "cross_entropy", {logits}, loss,
-      [flat_logits, flat_targets, logsumexp, ignore_index, label_smoothing, inverse_count,
-       shape = logits.shape()](const auto& g) {
-        const double upstream = g[0].item();
-        Tensor dlogits = empty_like(flat_logits);
-        backend_of(flat_logits)
-            .cross_entropy_backward(flat_logits, flat_targets, logsumexp, ignore_index,
-                                    label_smoothing, upstream * inverse_count, dlogits);
-        return std::vector<Tensor>{dlogits.view(shape)};
-      });
+  return autograd::record("cross_entropy", {logits}, loss,
+                          [flat_logits, flat_targets, logsumexp, ignore_index, label_smoothing,
+                           inverse_count, shape = logits.shape()](const auto& g) {
+                            const double upstream = g[0].item();
+                            Tensor dlogits = empty_like(flat_logits);
+                            backend_of(flat_logits)
+                                .cross_entropy_backward(flat_logits, flat_targets, logsumexp,
+                                                        ignore_index, label_smoothing,
+                                                        upstream * inverse_count, dlogits);
+                            return std::vector<Tensor>{dlogits.view(shape)};
+                          });
 }
 
 }  // namespace topkformer::ops

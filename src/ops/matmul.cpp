@@ -54,7 +54,9 @@ Tensor product(const Tensor& a, const Tensor& b, bool transpose_a, bool transpos
 
 // Gradient of a 2-D operand shared by a batch: fold the batch into the
 // contraction instead of materialising one gradient per batch item.
-Tensor fold_rows(const Tensor& x) { return x.reshape({-1, x.size(-1)}); }
+Tensor fold_rows(const Tensor& x) {
+  return x.reshape({-1, x.size(-1)});
+}
 
 }  // namespace
 
@@ -84,9 +86,8 @@ Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  TKF_CHECK(weight.dim() == 2 && x.dim() >= 2 && x.size(-1) == weight.size(1),
-            "linear: input ", shape_str(x.shape()), " does not match weight [out, in] ",
-            shape_str(weight.shape()));
+  TKF_CHECK(weight.dim() == 2 && x.dim() >= 2 && x.size(-1) == weight.size(1), "linear: input ",
+            shape_str(x.shape()), " does not match weight [out, in] ", shape_str(weight.shape()));
   Tensor out = matmul(x, weight, false, true);
   return bias.defined() ? add(out, bias) : out;
 }

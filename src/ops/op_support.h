@@ -14,7 +14,9 @@ inline kernels::Backend& backend_of(const Tensor& tensor) {
 inline Tensor empty_like(const Tensor& x, const Shape& shape) {
   return Tensor::empty(shape, x.dtype(), x.device());
 }
-inline Tensor empty_like(const Tensor& x) { return empty_like(x, x.shape()); }
+inline Tensor empty_like(const Tensor& x) {
+  return empty_like(x, x.shape());
+}
 
 inline void check_floating(const Tensor& x, const char* op) {
   TKF_CHECK(is_floating(x.dtype()), op, ": expected an f32 or f64 tensor, got ",

@@ -32,9 +32,8 @@ Tensor permute(const Tensor& x, const std::vector<int>& dims) {
   for (std::size_t i = 0; i < dims.size(); ++i) {
     inverse[normalize_dim(dims[i], x.dim(), "permute")] = static_cast<int>(i);
   }
-  return record("permute", {x}, out, [inverse](const auto& g) {
-    return std::vector<Tensor>{g[0].permute(inverse)};
-  });
+  return record("permute", {x}, out,
+                [inverse](const auto& g) { return std::vector<Tensor>{g[0].permute(inverse)}; });
 }
 
 Tensor transpose(const Tensor& x, int dim0, int dim1) {
@@ -114,7 +113,8 @@ Tensor concat(const std::vector<Tensor>& tensors, int dim) {
   for (const Tensor& t : tensors) lengths.push_back(t.size(d));
   return record("concat", tensors, out, [d, starts, lengths](const auto& g) {
     std::vector<Tensor> grads;
-    for (std::size_t i = 0; i < starts.size(); ++i) grads.push_back(g[0].narrow(d, starts[i], lengths[i]));
+    for (std::size_t i = 0; i < starts.size(); ++i)
+      grads.push_back(g[0].narrow(d, starts[i], lengths[i]));
     return grads;
   });
 }

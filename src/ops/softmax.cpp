@@ -21,7 +21,11 @@ Tensor softmax_op(const Tensor& x, const RowMask& mask, bool log) {
 }
 }  // namespace
 
-Tensor softmax(const Tensor& x, const RowMask& mask) { return softmax_op(x, mask, false); }
-Tensor log_softmax(const Tensor& x, const RowMask& mask) { return softmax_op(x, mask, true); }
+Tensor softmax(const Tensor& x, const RowMask& mask) {
+  return softmax_op(x, mask, false);
+}
+Tensor log_softmax(const Tensor& x, const RowMask& mask) {
+  return softmax_op(x, mask, true);
+}
 
 }  // namespace topkformer::ops

@@ -11,8 +11,8 @@
 namespace topkformer::autograd {
 
 struct GradcheckOptions {
-  double step = 1e-6;       // finite-difference step
-  double tolerance = 1e-6;  // on the relative error below
+  double step = 1e-6;         // finite-difference step
+  double tolerance = 1e-6;    // on the relative error below
   std::uint64_t seed = 1234;  // for the random projection of the output
 };
 

@@ -26,7 +26,7 @@ std::string concat(const Parts&... parts) {
 
 // TKF_CHECK(cond, "op: message ", value, ...) throws topkformer::Error with the
 // concatenated message when cond is false.
-#define TKF_CHECK(cond, ...)                                            \
-  do {                                                                  \
+#define TKF_CHECK(cond, ...)                                                           \
+  do {                                                                                 \
     if (!(cond)) throw ::topkformer::Error(::topkformer::detail::concat(__VA_ARGS__)); \
   } while (0)

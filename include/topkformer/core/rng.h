@@ -32,9 +32,9 @@ constexpr PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key) {
 
 // The four words starting at word 4*block of stream `seed`.
 constexpr PhiloxCounter philox_block(std::uint64_t seed, std::uint64_t block) {
-  return philox4x32_10({static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
-                        0u, 0u},
-                       {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
+  return philox4x32_10(
+      {static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32), 0u, 0u},
+      {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
 }
 
 constexpr std::uint32_t philox_word(std::uint64_t seed, std::uint64_t n) {
@@ -42,7 +42,9 @@ constexpr std::uint32_t philox_word(std::uint64_t seed, std::uint64_t n) {
 }
 
 // Uniform in [0, 1) from the top 24 bits of a word (exactly representable in f32).
-constexpr float uniform_f32(std::uint32_t word) { return float(word >> 8) * 0x1p-24f; }
+constexpr float uniform_f32(std::uint32_t word) {
+  return float(word >> 8) * 0x1p-24f;
+}
 // Uniform in [0, 1) with 53 random bits from two words.
 constexpr double uniform_f64(std::uint32_t high, std::uint32_t low) {
   return double((std::uint64_t{high} << 21) ^ (low >> 11)) * 0x1p-53;

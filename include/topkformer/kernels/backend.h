@@ -37,7 +37,7 @@ class Backend {
   // ---- copies, fills, random numbers ----
   // dst = src converted to dst's dtype; both may be any strided views of one shape.
   virtual void copy(const Tensor& src, const Tensor& dst) = 0;
-  virtual void fill(const Tensor& dst, double value) = 0;                // dst: any strides
+  virtual void fill(const Tensor& dst, double value) = 0;                 // dst: any strides
   virtual void arange(const Tensor& dst, double start, double step) = 0;  // dst contiguous
   virtual void uniform(const Tensor& dst, PhiloxState state, double low, double high) = 0;
   virtual void normal(const Tensor& dst, PhiloxState state, double mean, double std) = 0;
@@ -55,8 +55,7 @@ class Backend {
   virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out) = 0;
   // dx = dy * f'(x) for the activations relu, gelu_tanh, gelu_erf, tanh (where
   // tanh takes its output y instead of x).
-  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy,
-                              const Tensor& dx) = 0;
+  virtual void unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy, const Tensor& dx) = 0;
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // out = alpha * x + beta
   virtual void affine(const Tensor& x, double alpha, double beta, const Tensor& out) = 0;
@@ -76,8 +75,7 @@ class Backend {
   virtual void softmax(const Tensor& x, const RowMask& mask, bool log, const Tensor& out) = 0;
   // From the forward output y: dx = y * (dy - sum(dy * y)) for softmax,
   // dx = dy - exp(y) * sum(dy) for log-softmax; masked entries get 0.
-  virtual void softmax_backward(const Tensor& y, const Tensor& dy, bool log,
-                                const Tensor& dx) = 0;
+  virtual void softmax_backward(const Tensor& y, const Tensor& dy, bool log, const Tensor& dx) = 0;
 
   // ---- layer norm over the last dimension: x[R, D], gamma[D], beta[D] ----
   virtual void layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -96,9 +94,8 @@ class Backend {
   // losses[N] = -sum_c q_c log p_c with q = (1 - smoothing) onehot + smoothing / C;
   // logsumexp[N] kept for the backward. Rows whose target is ignore_index get 0;
   // any other target outside [0, C) throws.
-  virtual void cross_entropy(const Tensor& logits, const Tensor& targets,
-                             std::int64_t ignore_index, double smoothing, const Tensor& losses,
-                             const Tensor& logsumexp) = 0;
+  virtual void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index,
+                             double smoothing, const Tensor& losses, const Tensor& logsumexp) = 0;
   // dlogits = scale * (softmax(logits) - q), 0 on ignored rows.
   virtual void cross_entropy_backward(const Tensor& logits, const Tensor& targets,
                                       const Tensor& logsumexp, std::int64_t ignore_index,

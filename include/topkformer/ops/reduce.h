@@ -5,9 +5,9 @@
 
 namespace topkformer::ops {
 
-Tensor sum(const Tensor& x);                         // all elements -> shape []
-Tensor mean(const Tensor& x);                        // all elements -> shape []
-Tensor max(const Tensor& x);                         // all elements -> shape []
+Tensor sum(const Tensor& x);   // all elements -> shape []
+Tensor mean(const Tensor& x);  // all elements -> shape []
+Tensor max(const Tensor& x);   // all elements -> shape []
 Tensor sum_last(const Tensor& x, bool keepdim = false);
 Tensor mean_last(const Tensor& x, bool keepdim = false);
 Tensor max_last(const Tensor& x, bool keepdim = false);  // gradient flows to the first maximum

@@ -40,9 +40,9 @@ class CpuBackend final : public Backend {
 
   void cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t ignore_index,
                      double smoothing, const Tensor& losses, const Tensor& logsumexp) override;
-  void cross_entropy_backward(const Tensor& logits, const Tensor& targets,
-                              const Tensor& logsumexp, std::int64_t ignore_index,
-                              double smoothing, double scale, const Tensor& dlogits) override;
+  void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& logsumexp,
+                              std::int64_t ignore_index, double smoothing, double scale,
+                              const Tensor& dlogits) override;
 
   void dropout(const Tensor& x, double p, PhiloxState state, const Tensor& out) override;
 

@@ -53,7 +53,8 @@ void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets,
             continue;
           }
           // -sum_c q_c (x_c - lse) with q = (1 - s) onehot(t) + s / C.
-          const double picked = (1.0 - smoothing) * row[t] + smoothing * sum_logits / double(classes);
+          const double picked =
+              (1.0 - smoothing) * row[t] + smoothing * sum_logits / double(classes);
           loss[r] = static_cast<T>(log_normalizer - picked);
         }
       });

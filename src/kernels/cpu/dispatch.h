@@ -17,9 +17,14 @@ namespace topkformer::kernels::cpu {
 template <typename Body>
 void dispatch_floating(DType dtype, const char* op, Body&& body) {
   switch (dtype) {
-    case DType::f32: body(float{}); return;
-    case DType::f64: body(double{}); return;
-    default: break;
+    case DType::f32:
+      body(float{});
+      return;
+    case DType::f64:
+      body(double{});
+      return;
+    default:
+      break;
   }
   throw Error(detail::concat(op, ": expected an f32 or f64 tensor, got ", dtype_name(dtype)));
 }
@@ -27,9 +32,14 @@ void dispatch_floating(DType dtype, const char* op, Body&& body) {
 template <typename Body>
 void dispatch_index(DType dtype, const char* op, Body&& body) {
   switch (dtype) {
-    case DType::i32: body(std::int32_t{}); return;
-    case DType::i64: body(std::int64_t{}); return;
-    default: break;
+    case DType::i32:
+      body(std::int32_t{});
+      return;
+    case DType::i64:
+      body(std::int64_t{});
+      return;
+    default:
+      break;
   }
   throw Error(detail::concat(op, ": expected an i32 or i64 index tensor, got ", dtype_name(dtype)));
 }
@@ -37,11 +47,21 @@ void dispatch_index(DType dtype, const char* op, Body&& body) {
 template <typename Body>
 void dispatch_any(DType dtype, Body&& body) {
   switch (dtype) {
-    case DType::f32: body(float{}); return;
-    case DType::f64: body(double{}); return;
-    case DType::i32: body(std::int32_t{}); return;
-    case DType::i64: body(std::int64_t{}); return;
-    case DType::u8: body(std::uint8_t{}); return;
+    case DType::f32:
+      body(float{});
+      return;
+    case DType::f64:
+      body(double{});
+      return;
+    case DType::i32:
+      body(std::int32_t{});
+      return;
+    case DType::i64:
+      body(std::int64_t{});
+      return;
+    case DType::u8:
+      body(std::uint8_t{});
+      return;
   }
 }
 
@@ -91,13 +111,12 @@ class StridedRows {
   StridedRows(const Shape& shape, const std::array<const Tensor*, Operands>& operands) {
     for (int d = 0; d < static_cast<int>(shape.size()); ++d) {
       if (shape[d] == 1) continue;
-      const bool merge =
-          !extents_.empty() && [&] {
-            for (int k = 0; k < Operands; ++k) {
-              if (strides_[k].back() != operands[k]->stride(d) * shape[d]) return false;
-            }
-            return true;
-          }();
+      const bool merge = !extents_.empty() && [&] {
+        for (int k = 0; k < Operands; ++k) {
+          if (strides_[k].back() != operands[k]->stride(d) * shape[d]) return false;
+        }
+        return true;
+      }();
       if (merge) {
         extents_.back() *= shape[d];
         for (int k = 0; k < Operands; ++k) strides_[k].back() = operands[k]->stride(d);

@@ -13,14 +13,22 @@ namespace {
 template <typename T>
 T apply_unary(UnaryOp op, T x) {
   switch (op) {
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::tanh: return std::tanh(x);
-    case UnaryOp::relu: return x > T(0) ? x : T(0);
-    case UnaryOp::gelu_tanh: return gelu_tanh(x);
-    case UnaryOp::gelu_erf: return gelu_erf(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
+    case UnaryOp::neg:
+      return -x;
+    case UnaryOp::exp:
+      return std::exp(x);
+    case UnaryOp::log:
+      return std::log(x);
+    case UnaryOp::tanh:
+      return std::tanh(x);
+    case UnaryOp::relu:
+      return x > T(0) ? x : T(0);
+    case UnaryOp::gelu_tanh:
+      return gelu_tanh(x);
+    case UnaryOp::gelu_erf:
+      return gelu_erf(x);
+    case UnaryOp::sqrt:
+      return std::sqrt(x);
   }
   return x;
 }
@@ -29,11 +37,16 @@ T apply_unary(UnaryOp op, T x) {
 template <typename T>
 T unary_derivative(UnaryOp op, T x) {
   switch (op) {
-    case UnaryOp::relu: return x > T(0) ? T(1) : T(0);
-    case UnaryOp::gelu_tanh: return gelu_tanh_derivative(x);
-    case UnaryOp::gelu_erf: return gelu_erf_derivative(x);
-    case UnaryOp::tanh: return T(1) - x * x;
-    default: break;
+    case UnaryOp::relu:
+      return x > T(0) ? T(1) : T(0);
+    case UnaryOp::gelu_tanh:
+      return gelu_tanh_derivative(x);
+    case UnaryOp::gelu_erf:
+      return gelu_erf_derivative(x);
+    case UnaryOp::tanh:
+      return T(1) - x * x;
+    default:
+      break;
   }
   throw Error("unary_backward: no derivative kernel for this op; differentiate it with ops");
 }
@@ -80,10 +93,12 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out) {
   dispatch_floating(out.dtype(), "unary", [&](auto zero) {
     using T = decltype(zero);
     switch (op) {  // one loop per op so that the inner loop has no branch
-      case UnaryOp::neg: return map_elements<T, 1>({&x}, out, [](T v) { return -v; });
+      case UnaryOp::neg:
+        return map_elements<T, 1>({&x}, out, [](T v) { return -v; });
       case UnaryOp::relu:
         return map_elements<T, 1>({&x}, out, [](T v) { return v > T(0) ? v : T(0); });
-      default: return map_elements<T, 1>({&x}, out, [op](T v) { return apply_unary(op, v); });
+      default:
+        return map_elements<T, 1>({&x}, out, [op](T v) { return apply_unary(op, v); });
     }
   });
 }
@@ -100,10 +115,14 @@ void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Ten
   dispatch_floating(out.dtype(), "binary", [&](auto zero) {
     using T = decltype(zero);
     switch (op) {
-      case BinaryOp::add: return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u + v; });
-      case BinaryOp::sub: return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u - v; });
-      case BinaryOp::mul: return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u * v; });
-      case BinaryOp::div: return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u / v; });
+      case BinaryOp::add:
+        return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u + v; });
+      case BinaryOp::sub:
+        return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u - v; });
+      case BinaryOp::mul:
+        return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u * v; });
+      case BinaryOp::div:
+        return map_elements<T, 2>({&a, &b}, out, [](T u, T v) { return u / v; });
     }
   });
 }

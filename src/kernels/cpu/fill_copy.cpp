@@ -53,7 +53,8 @@ void CpuBackend::arange(const Tensor& dst, double start, double step) {
   dispatch_any(dst.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T* out = typed_mut<T>(dst);
-    for (std::int64_t i = 0; i < dst.numel(); ++i) out[i] = static_cast<T>(start + double(i) * step);
+    for (std::int64_t i = 0; i < dst.numel(); ++i)
+      out[i] = static_cast<T>(start + double(i) * step);
   });
 }
 

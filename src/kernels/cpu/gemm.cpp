@@ -22,10 +22,12 @@ struct BlasLayout {
 
 std::optional<BlasLayout> blas_layout(std::int64_t rows, std::int64_t cols, std::int64_t row_stride,
                                       std::int64_t col_stride) {
-  if ((cols == 1 || col_stride == 1) && (rows == 1 || row_stride >= std::max<std::int64_t>(cols, 1))) {
+  if ((cols == 1 || col_stride == 1) &&
+      (rows == 1 || row_stride >= std::max<std::int64_t>(cols, 1))) {
     return BlasLayout{false, rows == 1 ? std::max<std::int64_t>(cols, 1) : row_stride};
   }
-  if ((rows == 1 || row_stride == 1) && (cols == 1 || col_stride >= std::max<std::int64_t>(rows, 1))) {
+  if ((rows == 1 || row_stride == 1) &&
+      (cols == 1 || col_stride >= std::max<std::int64_t>(rows, 1))) {
     return BlasLayout{true, cols == 1 ? std::max<std::int64_t>(rows, 1) : col_stride};
   }
   return std::nullopt;
@@ -99,8 +101,10 @@ void CpuBackend::gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool t
   const BlasLayout layout_a = operand_layout(a, "a");
   const BlasLayout layout_b = operand_layout(b, "b");
   const BlasLayout layout_c = operand_layout(c, "c");
-  TKF_CHECK(!layout_c.transposed, "gemm: the output's last dimension must have unit stride, got "
-            "strides ", shape_str(c.strides()));
+  TKF_CHECK(!layout_c.transposed,
+            "gemm: the output's last dimension must have unit stride, got "
+            "strides ",
+            shape_str(c.strides()));
   const std::int64_t items = shape_numel(batch);
   dispatch_floating(c.dtype(), "gemm", [&](auto zero) {
     using T = decltype(zero);

@@ -8,13 +8,12 @@ using namespace cpu;
 
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                             const Tensor& y, const Tensor& mean, const Tensor& rstd) {
-  TKF_CHECK(x.is_contiguous() && y.is_contiguous() && gamma.is_contiguous() &&
-                beta.is_contiguous(),
+  TKF_CHECK(x.is_contiguous() && y.is_contiguous() && gamma.is_contiguous() && beta.is_contiguous(),
             "layer_norm: operands must be contiguous");
   const std::int64_t d = x.size(-1);
-  TKF_CHECK(gamma.numel() == d && beta.numel() == d, "layer_norm: gamma ",
-            shape_str(gamma.shape()), " and beta ", shape_str(beta.shape()),
-            " must have the input's last extent ", d, " (input ", shape_str(x.shape()), ")");
+  TKF_CHECK(gamma.numel() == d && beta.numel() == d, "layer_norm: gamma ", shape_str(gamma.shape()),
+            " and beta ", shape_str(beta.shape()), " must have the input's last extent ", d,
+            " (input ", shape_str(x.shape()), ")");
   dispatch_floating(x.dtype(), "layer_norm", [&](auto zero) {
     using T = decltype(zero);
     const T* in = typed<T>(x);

@@ -32,8 +32,7 @@ void CpuBackend::max_rows(const Tensor& x, const Tensor& values, const Tensor& i
   TKF_CHECK(x.is_contiguous(), "max_rows: input must be contiguous");
   indices.check_dtype(DType::i64, "max_rows");
   const std::int64_t n = x.size(-1);
-  TKF_CHECK(n > 0, "max_rows: cannot take the maximum of empty rows, shape ",
-            shape_str(x.shape()));
+  TKF_CHECK(n > 0, "max_rows: cannot take the maximum of empty rows, shape ", shape_str(x.shape()));
   const std::int64_t rows = x.numel() / n;
   dispatch_floating(x.dtype(), "max_rows", [&](auto zero) {
     using T = decltype(zero);

@@ -31,8 +31,9 @@ RowProblem check_rows(const Tensor& table, const Tensor& index, const Tensor& ro
 template <typename I>
 void check_index_range(const I* index, std::int64_t count, std::int64_t limit, const char* op) {
   for (std::int64_t i = 0; i < count; ++i) {
-    TKF_CHECK(index[i] >= 0 && index[i] < limit, op, ": index ", static_cast<std::int64_t>(index[i]),
-              " at position ", i, " is out of range [0, ", limit, ")");
+    TKF_CHECK(index[i] >= 0 && index[i] < limit, op, ": index ",
+              static_cast<std::int64_t>(index[i]), " at position ", i, " is out of range [0, ",
+              limit, ")");
   }
 }
 }  // namespace
