@@ -27,33 +27,35 @@ std::vector<Tensor> checkpoint(const CheckpointFunction& fn, const std::vector<T
     NoGradGuard no_grad;
     outputs = fn(inputs);
   }
-  record("checkpoint", inputs, outputs,
-         [fn, inputs, generator_state](const std::vector<Tensor>& grad_outputs) {
-           std::vector<Tensor> leaves;
-           for (const Tensor& input : inputs) {
-             Tensor leaf = input.detach();
-             if (input.requires_grad()) leaf.set_requires_grad(true);
-             leaves.push_back(leaf);
-           }
-           Tape tape;
-           TapeScope scope(tape);
-           std::vector<Tensor> recomputed;
-           {
-             EnableGradGuard enable_grad;
-             GeneratorReplay replay(generator_state);
-             recomputed = fn(leaves);
-           }
-           std::vector<Tensor> differentiable, seeds;
-           for (std::size_t i = 0; i < recomputed.size(); ++i) {
-             if (!recomputed[i].requires_grad()) continue;
-             differentiable.push_back(recomputed[i]);
-             seeds.push_back(grad_outputs[i]);
-           }
-           if (!differentiable.empty()) backward(differentiable, seeds);
-           std::vector<Tensor> grad_inputs;
-           for (const Tensor& leaf : leaves) grad_inputs.push_back(leaf.grad());
-           return grad_inputs;
-         });
+  record(
+      "checkpoint", inputs, outputs,
+      [fn, inputs, generator_state](const std::vector<Tensor>& grad_outputs) {
+        std::vector<Tensor> leaves;
+        for (const Tensor& input : inputs) {
+          Tensor leaf = input.detach();
+          if (input.requires_grad()) leaf.set_requires_grad(true);
+          leaves.push_back(leaf);
+        }
+        Tape tape;
+        TapeScope scope(tape);
+        std::vector<Tensor> recomputed;
+        {
+          EnableGradGuard enable_grad;
+          GeneratorReplay replay(generator_state);
+          recomputed = fn(leaves);
+        }
+        std::vector<Tensor> differentiable, seeds;
+        for (std::size_t i = 0; i < recomputed.size(); ++i) {
+          if (!recomputed[i].requires_grad()) continue;
+          differentiable.push_back(recomputed[i]);
+          seeds.push_back(grad_outputs[i]);
+        }
+        if (!differentiable.empty()) backward(differentiable, seeds);
+        std::vector<Tensor> grad_inputs;
+        for (const Tensor& leaf : leaves) grad_inputs.push_back(leaf.grad());
+        return grad_inputs;
+      },
+      RecordWhen::grad_mode_on);
   return outputs;
 }
 

@@ -11,8 +11,9 @@ bool needs_grad(const std::vector<Tensor>& inputs) {
 }
 
 void record(const std::string& name, const std::vector<Tensor>& inputs,
-            std::vector<Tensor>& outputs, BackwardFunction backward) {
-  if (!needs_grad(inputs)) return;
+            std::vector<Tensor>& outputs, BackwardFunction backward, RecordWhen when) {
+  const bool wanted = when == RecordWhen::grad_mode_on ? GradMode::enabled() : needs_grad(inputs);
+  if (!wanted) return;
   Node node;
   node.name = name;
   for (const Tensor& input : inputs) {

@@ -5,20 +5,22 @@
 namespace topkformer::ops {
 
 namespace {
-Tensor dropout_kernel(const Tensor& x, double p, PhiloxState state) {
+Tensor dropout_kernel(const Tensor& x, double p, PhiloxState state,
+                      const kernels::DropoutAddressing& addressing) {
   Tensor out = empty_like(x);
-  backend_of(x).dropout(x.contiguous(), p, state, out);
+  backend_of(x).dropout(x.contiguous(), p, state, addressing, out);
   return out;
 }
 }  // namespace
 
-Tensor dropout(const Tensor& x, double p, PhiloxState state) {
+Tensor dropout(const Tensor& x, double p, PhiloxState state,
+               const kernels::DropoutAddressing& addressing) {
   check_floating(x, "dropout");
   TKF_CHECK(p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
-  Tensor out = dropout_kernel(x, p, state);
+  Tensor out = dropout_kernel(x, p, state, addressing);
   // The same mask scales the gradient: regenerate it from the state.
-  return autograd::record("dropout", {x}, out, [p, state](const auto& g) {
-    return std::vector<Tensor>{dropout_kernel(g[0], p, state)};
+  return autograd::record("dropout", {x}, out, [p, state, addressing](const auto& g) {
+    return std::vector<Tensor>{dropout_kernel(g[0], p, state, addressing)};
   });
 }
 

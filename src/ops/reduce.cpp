@@ -47,7 +47,11 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   padded.insert(padded.end(), shape.begin(), shape.end());
   Tensor out = empty_like(x, padded);
   backend_of(x).sum_to(x, out);
-  return out.view(shape);
+  // Its gradient broadcasts back: the transpose of a broadcast is this sum.
+  return record("sum_to_shape", {x}, out.view(shape),
+                [padded, in_shape = x.shape()](const auto& g) {
+                  return std::vector<Tensor>{g[0].reshape(padded).expand(in_shape)};
+                });
 }
 
 Tensor sum_last(const Tensor& x, bool keepdim) {

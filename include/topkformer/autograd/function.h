@@ -18,10 +18,16 @@ namespace topkformer::autograd {
 // True when grad mode is on and some input requires gradients.
 bool needs_grad(const std::vector<Tensor>& inputs);
 
+// When a node is recorded: when an input requires gradients (ops), or
+// whenever grad mode is on (checkpoint(), whose function may use parameters
+// that are not among its inputs).
+enum class RecordWhen { inputs_need_grad, grad_mode_on };
+
 // Marks `outputs` as results of a differentiable op on `inputs` and records a
-// node when needs_grad(inputs). The backward function runs with grad mode off.
+// node (see RecordWhen). The backward function runs with grad mode off.
 void record(const std::string& name, const std::vector<Tensor>& inputs,
-            std::vector<Tensor>& outputs, BackwardFunction backward);
+            std::vector<Tensor>& outputs, BackwardFunction backward,
+            RecordWhen when = RecordWhen::inputs_need_grad);
 // Single-output convenience: returns `output`, marked.
 Tensor record(const std::string& name, const std::vector<Tensor>& inputs, Tensor output,
               BackwardFunction backward);

@@ -30,6 +30,25 @@ struct RowMask {
   bool empty() const { return !causal && !key_lengths.defined(); }
 };
 
+// Which Philox word decides dropout element (r, c) of x seen as rows [R, n]:
+// word = state.offset + global_row(r) * row_words + column(r, c). By default
+// rows and columns are numbered as they are. A query chunk of attention
+// probabilities [G, C, Lk] taken from [G, Lq, Lk] sets rows_per_block = C,
+// block_stride = Lq, first_row = the chunk's first query and row_words = Lk,
+// so it draws exactly the words the whole matrix would; top-k attention also
+// passes `columns` (the key index of each kept entry).
+struct DropoutAddressing {
+  std::int64_t rows_per_block = 0;  // 0: global_row(r) = r
+  std::int64_t block_stride = 0;
+  std::int64_t first_row = 0;
+  std::int64_t row_words = 0;  // 0: n
+  Tensor columns;              // [R, n] i32/i64, or undefined: column(r, c) = c
+  std::int64_t global_row(std::int64_t r) const {
+    if (rows_per_block == 0) return r;
+    return (r / rows_per_block) * block_stride + first_row + r % rows_per_block;
+  }
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -76,6 +95,8 @@ class Backend {
   // From the forward output y: dx = y * (dy - sum(dy * y)) for softmax,
   // dx = dy - exp(y) * sum(dy) for log-softmax; masked entries get 0.
   virtual void softmax_backward(const Tensor& y, const Tensor& dy, bool log, const Tensor& dx) = 0;
+  // Sets the masked entries of x (in place) to `value`.
+  virtual void fill_masked(const Tensor& x, const RowMask& mask, double value) = 0;
 
   // ---- layer norm over the last dimension: x[R, D], gamma[D], beta[D] ----
   virtual void layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
@@ -102,15 +123,44 @@ class Backend {
                                       double smoothing, double scale, const Tensor& dlogits) = 0;
 
   // ---- dropout ----
-  // out[e] = x[e] * keep[e] / (1 - p) where keep[e] = (uniform(word state.offset + e) >= p).
-  // The backward pass is the same call on the gradient with the same state.
-  virtual void dropout(const Tensor& x, double p, PhiloxState state, const Tensor& out) = 0;
+  // out = x * keep / (1 - p), keep = (uniform_f32(word) >= p) with the word
+  // chosen by `addressing`. The backward pass is the same call on the
+  // gradient with the same state and addressing.
+  virtual void dropout(const Tensor& x, double p, PhiloxState state,
+                       const DropoutAddressing& addressing, const Tensor& out) = 0;
 
-  // ---- top-k: x[R, n] -> values[R, k], indices[R, k] (i64) ----
+  // ---- top-k: x[R, n] -> values[R, k], indices[R, k] (i32 or i64) ----
   // The k largest of each row in descending order, ties to the lower index;
   // O(n) selection per row, then a sort of the k winners.
   virtual void topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
                          const Tensor& indices) = 0;
+
+  // ---- products with a row-sparse matrix of k entries per row ----
+  // The sparse matrix has rows [G, R] with entries weights[g, r, j] in columns
+  // index[g, r, j] (i32/i64, in [0, M)); table is dense [G, M, D], rows [G, R, D].
+  // These are the products of top-k attention and the top-k feed-forward layer.
+  // rows[g, r] = sum_j weights[g, r, j] * table[g, index[g, r, j]]
+  virtual void sparse_gather_sum(const Tensor& weights, const Tensor& index, const Tensor& table,
+                                 const Tensor& rows) = 0;
+  // out[g, r, j] = rows[g, r] . table[g, index[g, r, j]]
+  virtual void sparse_gather_dot(const Tensor& rows, const Tensor& index, const Tensor& table,
+                                 const Tensor& out) = 0;
+  // table[g, index[g, r, j]] += weights[g, r, j] * rows[g, r], in a fixed order.
+  virtual void sparse_scatter_add(const Tensor& weights, const Tensor& index, const Tensor& rows,
+                                  const Tensor& table) = 0;
+
+  // ---- causal linear attention by prefix sums (Performer) ----
+  // phi_q, phi_k [G, L, m], v [G, L, dv] -> out [G, L, dv]:
+  // out_i = phi_q_i^T S_i / (phi_q_i . z_i), S_i = sum_{j<=i} phi_k_j v_j^T,
+  // z_i = sum_{j<=i} phi_k_j; 0 where the denominator is 0. Memory O(m dv)
+  // per group: no [L, m, dv] tensor.
+  virtual void causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                                       const Tensor& out) = 0;
+  // The gradients of the above, by a forward and a reverse scan.
+  virtual void causal_linear_attention_backward(const Tensor& phi_q, const Tensor& phi_k,
+                                                const Tensor& v, const Tensor& d_out,
+                                                const Tensor& d_phi_q, const Tensor& d_phi_k,
+                                                const Tensor& d_v) = 0;
 };
 
 // The backend that runs kernels for a device (throws if none is built in).

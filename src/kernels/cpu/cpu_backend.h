@@ -28,6 +28,7 @@ class CpuBackend final : public Backend {
 
   void softmax(const Tensor& x, const RowMask& mask, bool log, const Tensor& out) override;
   void softmax_backward(const Tensor& y, const Tensor& dy, bool log, const Tensor& dx) override;
+  void fill_masked(const Tensor& x, const RowMask& mask, double value) override;
 
   void layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                   const Tensor& y, const Tensor& mean, const Tensor& rstd) override;
@@ -44,10 +45,24 @@ class CpuBackend final : public Backend {
                               std::int64_t ignore_index, double smoothing, double scale,
                               const Tensor& dlogits) override;
 
-  void dropout(const Tensor& x, double p, PhiloxState state, const Tensor& out) override;
+  void dropout(const Tensor& x, double p, PhiloxState state, const DropoutAddressing& addressing,
+               const Tensor& out) override;
 
   void topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
                  const Tensor& indices) override;
+
+  void sparse_gather_sum(const Tensor& weights, const Tensor& index, const Tensor& table,
+                         const Tensor& rows) override;
+  void sparse_gather_dot(const Tensor& rows, const Tensor& index, const Tensor& table,
+                         const Tensor& out) override;
+  void sparse_scatter_add(const Tensor& weights, const Tensor& index, const Tensor& rows,
+                          const Tensor& table) override;
+
+  void causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                               const Tensor& out) override;
+  void causal_linear_attention_backward(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
+                                        const Tensor& d_out, const Tensor& d_phi_q,
+                                        const Tensor& d_phi_k, const Tensor& d_v) override;
 };
 
 CpuBackend& cpu_backend();

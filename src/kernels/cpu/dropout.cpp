@@ -7,26 +7,43 @@ namespace topkformer::kernels {
 
 using namespace cpu;
 
-void CpuBackend::dropout(const Tensor& x, double p, PhiloxState state, const Tensor& out) {
+void CpuBackend::dropout(const Tensor& x, double p, PhiloxState state,
+                         const DropoutAddressing& addressing, const Tensor& out) {
   TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "dropout: operands must be contiguous");
   check_same_shape(x, out, "dropout");
   TKF_CHECK(p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
-  const float threshold = static_cast<float>(p);
+  if (x.numel() == 0) return;
+  const std::int64_t n = x.size(-1);
+  const std::int64_t row_words = addressing.row_words > 0 ? addressing.row_words : n;
+  Tensor columns;
+  if (addressing.columns.defined()) {
+    TKF_CHECK(addressing.columns.numel() == x.numel(), "dropout: columns ",
+              shape_str(addressing.columns.shape()), " do not match x ", shape_str(x.shape()));
+    columns = addressing.columns.to(DType::i64).contiguous();
+  }
+  const std::int64_t* column = columns.defined() ? typed<std::int64_t>(columns) : nullptr;
+  // keep iff uniform_f32(word) >= p, compared exactly: uniform_f32 is
+  // (word >> 8) / 2^24, so this is an integer comparison (as on the GPU).
+  const auto threshold = static_cast<std::uint32_t>(std::ceil(p * 0x1p24));
   dispatch_floating(x.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* in = typed<T>(x);
     T* result = typed_mut<T>(out);
     const T keep_scale = static_cast<T>(1.0 / (1.0 - p));
-    parallel_for(x.numel(), 16, [&](std::int64_t begin, std::int64_t end) {
+    parallel_for(row_count(x), n * 16, [&](std::int64_t begin, std::int64_t end) {
       std::uint64_t cached_block = ~std::uint64_t{0};
       PhiloxCounter words{};
-      for (std::int64_t e = begin; e < end; ++e) {
-        const std::uint64_t n = state.offset + std::uint64_t(e);
-        if (n / 4 != cached_block) {
-          cached_block = n / 4;
-          words = philox_block(state.seed, cached_block);
+      for (std::int64_t r = begin; r < end; ++r) {
+        const std::uint64_t row_start = state.offset + addressing.global_row(r) * row_words;
+        for (std::int64_t c = 0; c < n; ++c) {
+          const std::int64_t e = r * n + c;
+          const std::uint64_t word = row_start + (column ? column[e] : c);
+          if (word / 4 != cached_block) {
+            cached_block = word / 4;
+            words = philox_block(state.seed, cached_block);
+          }
+          result[e] = (words[word % 4] >> 8) >= threshold ? in[e] * keep_scale : T(0);
         }
-        result[e] = uniform_f32(words[n % 4]) >= threshold ? in[e] * keep_scale : T(0);
       }
     });
   });

@@ -59,6 +59,10 @@ void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const T
         if (valid == 0) continue;
         T max_value = row[0];
         for (std::int64_t j = 1; j < valid; ++j) max_value = std::max(max_value, row[j]);
+        if (std::isinf(max_value) && max_value < 0) {  // every entry already -inf: masked
+          for (std::int64_t j = 0; j < valid; ++j) y[j] = masked;
+          continue;
+        }
         T total = 0;
         for (std::int64_t j = 0; j < valid; ++j) {
           y[j] = std::exp(row[j] - max_value);
@@ -71,6 +75,23 @@ void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const T
           const T inverse = T(1) / total;
           for (std::int64_t j = 0; j < valid; ++j) y[j] *= inverse;
         }
+      }
+    });
+  });
+}
+
+void CpuBackend::fill_masked(const Tensor& x, const RowMask& mask, double value) {
+  TKF_CHECK(x.is_contiguous(), "fill_masked: the tensor must be contiguous");
+  if (x.numel() == 0 || mask.empty()) return;
+  const ValidPrefix valid_prefix(x, mask);
+  const std::int64_t n = x.size(-1);
+  dispatch_floating(x.dtype(), "fill_masked", [&](auto zero) {
+    using T = decltype(zero);
+    T* data = typed_mut<T>(x);
+    const T filler = static_cast<T>(value);
+    parallel_for(row_count(x), n, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t r = begin; r < end; ++r) {
+        std::fill(data + r * n + valid_prefix(r), data + (r + 1) * n, filler);
       }
     });
   });

@@ -1,0 +1,29 @@
+#include "topkformer/attention/config.h"
+
+#include "topkformer/core/error.h"
+
+namespace topkformer::attention {
+
+AttentionKind parse_attention_kind(const std::string& name) {
+  if (name == "vanilla") return AttentionKind::vanilla;
+  if (name == "chunked") return AttentionKind::chunked;
+  if (name == "topk") return AttentionKind::topk;
+  if (name == "performer") return AttentionKind::performer;
+  throw Error("attention.kind: expected one of vanilla|chunked|topk|performer, got '" + name + "'");
+}
+
+std::string attention_kind_name(AttentionKind kind) {
+  switch (kind) {
+    case AttentionKind::vanilla:
+      return "vanilla";
+    case AttentionKind::chunked:
+      return "chunked";
+    case AttentionKind::topk:
+      return "topk";
+    case AttentionKind::performer:
+      return "performer";
+  }
+  return "?";
+}
+
+}  // namespace topkformer::attention

@@ -1,0 +1,155 @@
+#include <cmath>
+
+#include "masking.h"
+#include "topkformer/autograd/function.h"
+#include "topkformer/ops.h"
+
+namespace topkformer::attention {
+
+namespace {
+
+// Keeps phi(k) of numerically extreme keys from dividing by zero; the
+// Performer reference implementation adds the same constant.
+constexpr double feature_epsilon = 1e-6;
+
+// Positive random features of the softmax kernel (FAVOR+):
+// phi(x) = m^-1/2 (exp(w . x' - |x'|^2 / 2 - stabiliser) + eps), x' = x d^-1/4,
+// so that E[phi(q) . phi(k)] ~ exp(q . k / sqrt(d)). The stabiliser is the
+// row maximum for queries and the maximum over all keys of a head for keys;
+// both cancel between numerator and denominator (up to eps), and both are
+// differentiated through like any other op.
+Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_query) {
+  const auto d = static_cast<double>(x.size(-1));
+  const auto m = static_cast<double>(projection.size(0));
+  const Tensor scaled = ops::scale(x, std::pow(d, -0.25));
+  const Tensor logits = ops::matmul(scaled, projection, false, true);  // [B, H, L, m]
+  const Tensor half_norm = ops::scale(ops::sum_last(ops::mul(scaled, scaled), true), 0.5);
+  Tensor stabiliser;
+  if (is_query) {
+    stabiliser = ops::max_last(logits, true);
+  } else {
+    const Shape& s = logits.shape();
+    stabiliser = ops::reshape(ops::max_last(ops::reshape(logits, {s[0], s[1], s[2] * s[3]}), true),
+                              {s[0], s[1], 1, 1});
+  }
+  const Tensor exponent = ops::sub(ops::sub(logits, half_norm), stabiliser);
+  return ops::scale(ops::add_scalar(ops::exp(exponent), feature_epsilon), 1.0 / std::sqrt(m));
+}
+
+// [B, 1, Lk, 1] with 1 for valid keys and 0 for padding.
+Tensor key_validity(const Tensor& key_lengths, std::int64_t keys, const Tensor& like) {
+  const auto lengths = key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
+  std::vector<double> valid;
+  for (std::int64_t length : lengths) {
+    for (std::int64_t j = 0; j < keys; ++j) valid.push_back(j < length ? 1.0 : 0.0);
+  }
+  return Tensor::from_vector<double>({std::int64_t(lengths.size()), 1, keys, 1}, valid)
+      .to(like.dtype());
+}
+
+class CausalLinearAttentionFunction final : public autograd::Function {
+ public:
+  std::string name() const override { return "causal_linear_attention"; }
+
+  std::vector<Tensor> forward(const std::vector<Tensor>& inputs) override {
+    phi_q_ = inputs[0];
+    phi_k_ = inputs[1];
+    v_ = inputs[2];
+    const Shape& s = phi_q_.shape();
+    const std::int64_t groups = s[0] * s[1];
+    Tensor out = Tensor::empty({s[0], s[1], s[2], v_.size(3)}, v_.dtype(), v_.device());
+    kernels::backend(v_.device())
+        .causal_linear_attention(grouped(phi_q_), grouped(phi_k_), grouped(v_),
+                                 out.view({groups, s[2], v_.size(3)}));
+    return {out};
+  }
+
+  std::vector<Tensor> backward(const std::vector<Tensor>& grad_outputs) override {
+    Tensor d_phi_q = Tensor::empty(phi_q_.shape(), phi_q_.dtype(), phi_q_.device());
+    Tensor d_phi_k = Tensor::empty(phi_k_.shape(), phi_k_.dtype(), phi_k_.device());
+    Tensor d_v = Tensor::empty(v_.shape(), v_.dtype(), v_.device());
+    kernels::backend(v_.device())
+        .causal_linear_attention_backward(grouped(phi_q_), grouped(phi_k_), grouped(v_),
+                                          grouped(grad_outputs[0].contiguous()), grouped(d_phi_q),
+                                          grouped(d_phi_k), grouped(d_v));
+    return {d_phi_q, d_phi_k, d_v};
+  }
+
+ private:
+  static Tensor grouped(const Tensor& x) {
+    return x.view({x.size(0) * x.size(1), x.size(2), x.size(3)});
+  }
+  Tensor phi_q_, phi_k_, v_;
+};
+
+}  // namespace
+
+Tensor performer_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                           const AttentionContext& context, const Tensor& projection) {
+  const AttentionShape shape = check_attention_inputs(q, k, v, context, "performer_attention");
+  TKF_CHECK(projection.dim() == 2 && projection.size(1) == shape.head_dim,
+            "performer_attention: projection ", shape_str(projection.shape()),
+            " must be [num_features, ", shape.head_dim, "]");
+  TKF_CHECK(!context.causal || shape.queries == shape.keys,
+            "performer_attention: causal attention needs as many queries as keys, got ",
+            shape.queries, " and ", shape.keys);
+  const Tensor features = projection.to(q.dtype());
+  const Tensor phi_q = positive_features(q, features, true);
+  Tensor phi_k = positive_features(k, features, false);
+  if (context.key_lengths.defined()) {
+    phi_k = ops::mul(phi_k, key_validity(context.key_lengths, shape.keys, phi_k));
+  }
+  if (context.causal) {
+    return autograd::apply(
+        std::make_shared<CausalLinearAttentionFunction>(),
+        {contiguous_input(phi_q), contiguous_input(phi_k), contiguous_input(v)})[0];
+  }
+  // out = phi_q (phi_k^T v) / (phi_q sum_j phi_k_j): linear in L.
+  const Tensor key_values = ops::matmul(phi_k, v, true, false);             // [B, H, m, dv]
+  const Tensor key_sum = ops::sum_last(ops::transpose(phi_k, 2, 3), true);  // [B, H, m, 1]
+  return ops::div(ops::matmul(phi_q, key_values), ops::matmul(phi_q, key_sum));
+}
+
+Tensor draw_performer_projection(std::int64_t num_features, std::int64_t head_dim,
+                                 Generator& generator, DType dtype) {
+  TKF_CHECK(num_features >= 1 && head_dim >= 1,
+            "draw_performer_projection: need positive sizes, got ", num_features,
+            " features of dimension ", head_dim);
+  std::vector<double> rows;
+  rows.reserve(num_features * head_dim);
+  while (static_cast<std::int64_t>(rows.size()) < num_features * head_dim) {
+    // A block of head_dim orthonormal rows: modified Gram-Schmidt of a Gaussian matrix.
+    std::vector<double> block =
+        Tensor::randn({head_dim, head_dim}, generator, DType::f64).to_vector<double>();
+    for (std::int64_t i = 0; i < head_dim; ++i) {
+      double* row = &block[i * head_dim];
+      for (std::int64_t j = 0; j < i; ++j) {
+        const double* previous = &block[j * head_dim];
+        double dot = 0.0;
+        for (std::int64_t c = 0; c < head_dim; ++c) dot += row[c] * previous[c];
+        for (std::int64_t c = 0; c < head_dim; ++c) row[c] -= dot * previous[c];
+      }
+      double norm = 0.0;
+      for (std::int64_t c = 0; c < head_dim; ++c) norm += row[c] * row[c];
+      norm = std::sqrt(norm);
+      for (std::int64_t c = 0; c < head_dim; ++c) row[c] /= norm;
+    }
+    const std::int64_t take =
+        std::min<std::int64_t>(head_dim, num_features - rows.size() / head_dim);
+    rows.insert(rows.end(), block.begin(), block.begin() + take * head_dim);
+  }
+  // Each row gets the length of an independent Gaussian vector, so rows are
+  // marginally Gaussian while staying orthogonal within a block.
+  const std::vector<double> lengths =
+      Tensor::randn({num_features, head_dim}, generator, DType::f64).to_vector<double>();
+  for (std::int64_t i = 0; i < num_features; ++i) {
+    double norm = 0.0;
+    for (std::int64_t c = 0; c < head_dim; ++c)
+      norm += lengths[i * head_dim + c] * lengths[i * head_dim + c];
+    norm = std::sqrt(norm);
+    for (std::int64_t c = 0; c < head_dim; ++c) rows[i * head_dim + c] *= norm;
+  }
+  return Tensor::from_vector<double>({num_features, head_dim}, rows).to(dtype);
+}
+
+}  // namespace topkformer::attention

@@ -1,0 +1,142 @@
+// Top-k attention against vanilla (k >= keys) and against a dense reference
+// that keeps each row's k largest scores (k < keys).
+#include "attention_helpers.h"
+#include "topkformer/autograd/gradcheck.h"
+#include "topkformer/ops.h"
+
+namespace topkformer {
+namespace {
+
+using attention::AttentionContext;
+using namespace testing;
+
+AttentionContext masked_context(bool causal) {
+  AttentionContext context;
+  context.causal = causal;
+  context.key_lengths = Tensor::from_vector<std::int64_t>({2}, {11, 6});
+  context.scale = 0.4;
+  return context;
+}
+
+// Dense reference: the scores of the kept entries (the k largest valid ones
+// of each row, ties to the lower key) get 0 added, all others -inf.
+Tensor dense_top_k_reference(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const AttentionContext& context, std::int64_t top_k) {
+  const std::int64_t batch = q.size(0), heads = q.size(1), queries = q.size(2), keys = k.size(2);
+  const Tensor scores = ops::scale(ops::matmul(q, k, false, true), context.scale);
+  Tensor masked = scores.detach().contiguous().clone();
+  kernels::RowMask mask{context.causal, keys - queries, context.key_lengths};
+  kernels::backend(Device::cpu()).fill_masked(masked, mask, -INFINITY);
+  const auto [values, kept] = ops::topk(masked, std::min(top_k, keys));
+  Tensor bias = Tensor::full(scores.shape(), -INFINITY, scores.dtype());
+  for (std::int64_t b = 0; b < batch; ++b)
+    for (std::int64_t h = 0; h < heads; ++h)
+      for (std::int64_t i = 0; i < queries; ++i)
+        for (std::int64_t j = 0; j < kept.size(3); ++j) {
+          if (std::isinf(values.value_at({b, h, i, j}))) continue;  // masked keys stay out
+          const auto key = static_cast<std::int64_t>(kept.value_at({b, h, i, j}));
+          if (scores.dtype() == DType::f64) {
+            bias.at<double>({b, h, i, key}) = 0.0;
+          } else {
+            bias.at<float>({b, h, i, key}) = 0.0f;
+          }
+        }
+  return ops::matmul(ops::softmax(ops::add(scores, bias)), v);
+}
+
+AttentionFunction topk_of(const AttentionContext& context, std::int64_t top_k,
+                          std::int64_t chunk) {
+  return [=](const Tensor& q, const Tensor& k, const Tensor& v) {
+    return attention::topk_attention(q, k, v, context, top_k, chunk);
+  };
+}
+
+TEST(TopKAttention, WithKAtLeastTheKeysEqualsVanilla) {
+  for (bool causal : {false, true}) {
+    const AttentionContext context = masked_context(causal);
+    const AttentionInputs in = random_attention_inputs(2, 2, 14, 14, 8, DType::f32, 11);
+    const OutputAndGrads expected = run_with_grads(
+        [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+          return attention::vanilla_attention(q, k, v, context);
+        },
+        in);
+    for (std::int64_t top_k : {14, 100}) {  // 100 is clamped to the 14 keys
+      SCOPED_TRACE("k " + std::to_string(top_k) + (causal ? " causal" : ""));
+      expect_same_results(run_with_grads(topk_of(context, top_k, 5), in), expected, 1e-5);
+    }
+  }
+}
+
+TEST(TopKAttention, WithSmallKEqualsTheDenseTopKReference) {
+  for (bool causal : {false, true}) {
+    const AttentionContext context = masked_context(causal);
+    const AttentionInputs in = random_attention_inputs(2, 3, 13, 13, 4, DType::f64, 12);
+    const OutputAndGrads expected = run_with_grads(
+        [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+          return dense_top_k_reference(q, k, v, context, 3);
+        },
+        in);
+    for (std::int64_t chunk : {1, 4, 13}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (causal ? " causal" : ""));
+      expect_same_results(run_with_grads(topk_of(context, 3, chunk), in), expected, 1e-12);
+    }
+  }
+}
+
+TEST(TopKAttention, MaskedKeysNeverReceiveWeight) {
+  // Batch item 1 has 6 valid keys; with k = 10 every row keeps masked keys
+  // too. Changing the values of masked keys must change nothing, and their
+  // value gradients must be zero.
+  const AttentionContext context = masked_context(true);
+  const AttentionInputs in = random_attention_inputs(2, 1, 11, 11, 4, DType::f64, 13);
+  const OutputAndGrads first = run_with_grads(topk_of(context, 10, 4), in);
+  for (std::int64_t j = 6; j < 11; ++j) {
+    for (std::int64_t c = 0; c < 4; ++c) {
+      EXPECT_EQ(first.dv.value_at({1, 0, j, c}), 0.0);
+      EXPECT_EQ(first.dk.value_at({1, 0, j, c}), 0.0);
+      in.v.at<double>({1, 0, j, c}) += 100.0;
+    }
+  }
+  const OutputAndGrads second = run_with_grads(topk_of(context, 10, 4), in);
+  EXPECT_EQ(max_abs_diff(first.out, second.out), 0.0);
+}
+
+TEST(TopKAttention, DropoutDropsWhatVanillaDropsWhenKCoversTheKeys) {
+  AttentionContext context = masked_context(false);
+  context.dropout = 0.25;
+  context.dropout_state = {5, 321};
+  const AttentionInputs in = random_attention_inputs(2, 2, 9, 9, 4, DType::f64, 14);
+  const OutputAndGrads expected = run_with_grads(
+      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
+        return attention::vanilla_attention(q, k, v, context);
+      },
+      in);
+  expect_same_results(run_with_grads(topk_of(context, 9, 4), in), expected, 1e-12);
+}
+
+TEST(TopKAttention, GradientCheck) {
+  for (bool causal : {false, true}) {
+    AttentionContext context = masked_context(causal);
+    context.dropout = 0.2;
+    context.dropout_state = {9, 0};
+    const AttentionInputs in = random_attention_inputs(2, 2, 7, 11, 3, DType::f64, 15);
+    const auto report = autograd::gradcheck(
+        [&](const std::vector<Tensor>& x) {
+          return attention::topk_attention(x[0], x[1], x[2], context, 4, 3);
+        },
+        {in.q, in.k, in.v});
+    EXPECT_TRUE(report.passed) << report.str();
+  }
+}
+
+TEST(TopKAttention, RejectsBadArguments) {
+  const AttentionInputs in = random_attention_inputs(1, 1, 4, 4, 2, DType::f32, 16);
+  expect_error_containing([&] { attention::topk_attention(in.q, in.k, in.v, {}, 0, 2); },
+                          {"topk_attention", "k must be >= 1"});
+  expect_error_containing(
+      [&] { attention::topk_attention(in.q, in.k.narrow(3, 0, 1), in.v, {}, 2, 2); },
+      {"topk_attention", "[1, 1, 4, 2]", "[1, 1, 4, 1]"});
+}
+
+}  // namespace
+}  // namespace topkformer
