@@ -60,13 +60,9 @@ void run_matmul_bench(const MatmulOptions& options) {
 
 }  // namespace
 
-void add_bench_command(CLI::App& app) {
-  CLI::App* bench =
-      app.add_subcommand("bench", "Measure the time and memory of kernels and layers");
-  bench->require_subcommand(1);
-
+void add_bench_matmul_command(CLI::App& bench) {
   auto options = std::make_shared<MatmulOptions>();
-  CLI::App* matmul = bench->add_subcommand(
+  CLI::App* matmul = bench.add_subcommand(
       "matmul", "Matrix product through the framework vs OpenBLAS called directly");
   matmul->add_option("-m", options->m, "Rows of A and C")->check(CLI::PositiveNumber);
   matmul->add_option("-n", options->n, "Columns of B and C")->check(CLI::PositiveNumber);

@@ -1,4 +1,4 @@
-// Subcommands of the topkformer tool; each registers itself on the app.
+// Subcommands of the topkformer tool; each registers itself on its parent.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -6,6 +6,10 @@
 namespace topkformer::app {
 
 void add_info_command(CLI::App& app);
-void add_bench_command(CLI::App& app);
+void add_bench_command(CLI::App& app);  // the `bench` group and its members below
+
+void add_bench_matmul_command(CLI::App& bench);
+void add_bench_attention_command(CLI::App& bench);
+void add_bench_feed_forward_command(CLI::App& bench);
 
 }  // namespace topkformer::app

@@ -1,5 +1,6 @@
 // Wall-clock measurement for benchmarks: warm-up runs, then repeated timed
-// runs summarised by their median (robust to a stray slow run) and minimum.
+// runs summarised by their median (robust to a stray slow run), minimum and
+// maximum.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,7 @@ namespace topkformer::app {
 struct Timing {
   double median_seconds = 0.0;
   double min_seconds = 0.0;
+  double max_seconds = 0.0;
   int repeats = 0;
 };
 
@@ -25,7 +27,7 @@ inline Timing measure(const std::function<void()>& run, int warmup, int repeats)
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(seconds.begin(), seconds.end());
-  return {seconds[seconds.size() / 2], seconds.front(), repeats};
+  return {seconds[seconds.size() / 2], seconds.front(), seconds.back(), repeats};
 }
 
 }  // namespace topkformer::app

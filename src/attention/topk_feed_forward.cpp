@@ -53,11 +53,17 @@ class TopKFeedForwardFunction final : public autograd::Function {
     const std::int64_t tokens = x_.size(0), keys = w1_.size(0), width = x_.size(1);
     const Tensor d_out = grad_outputs[0].contiguous().view({1, tokens, width});
     const Tensor weights = activated();
-    // out_i = sum_j a_ij w2_rows[idx_ij]
-    Tensor d_w2_rows = Tensor::zeros({1, keys, width}, x_.dtype(), x_.device());
-    backend.sparse_scatter_add(weights, top_keys_, d_out, d_w2_rows);
+    // out_i = sum_j a_ij w2_rows[idx_ij]. The order below frees each
+    // parameter-sized buffer as early as possible: this layer's point is memory.
     Tensor d_weights = Tensor::empty(weights.shape(), weights.dtype(), weights.device());
     backend.sparse_gather_dot(d_out, top_keys_, w2_rows_.unsqueeze(0), d_weights);
+    w2_rows_ = Tensor();
+    Tensor d_w2;
+    {
+      const Tensor d_w2_rows = Tensor::zeros({1, keys, width}, x_.dtype(), x_.device());
+      backend.sparse_scatter_add(weights, top_keys_, d_out, d_w2_rows);
+      d_w2 = d_w2_rows.view({keys, width}).transpose(0, 1).contiguous();
+    }
     // a = act(s), s_ij = x_i . w1[idx_ij] + b1[idx_ij]
     Tensor d_scores = Tensor::empty(weights.shape(), weights.dtype(), weights.device());
     backend.unary_backward(activation_, top_scores_, d_weights, d_scores);
@@ -68,8 +74,7 @@ class TopKFeedForwardFunction final : public autograd::Function {
     Tensor d_b1 = Tensor::zeros({1, keys, 1}, x_.dtype(), x_.device());
     backend.sparse_scatter_add(d_scores, top_keys_,
                                Tensor::ones({1, tokens, 1}, x_.dtype(), x_.device()), d_b1);
-    return {d_x.view({tokens, width}), d_w1.view({keys, width}), d_b1.view({keys}),
-            d_w2_rows.view({keys, width}).transpose(0, 1).contiguous()};
+    return {d_x.view({tokens, width}), d_w1.view({keys, width}), d_b1.view({keys}), d_w2};
   }
 
  private:

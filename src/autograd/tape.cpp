@@ -9,8 +9,9 @@ thread_local Tape default_tape;
 thread_local Tape* active_tape = nullptr;
 
 // Node-local gradient buffers are never modified in place, so a gradient can be
-// stored as it comes (possibly a view). Leaves get a private contiguous copy
-// because users and optimizers scale and clip leaf gradients in place.
+// stored as it comes (possibly a view). Leaves need a private contiguous
+// buffer because users and optimizers scale and clip leaf gradients in place:
+// a gradient nothing else refers to is taken over, anything else is copied.
 Tensor sum_of(const Tensor& a, const Tensor& b) {
   Tensor result = Tensor::empty(a.shape(), a.dtype(), a.device());
   kernels::backend(a.device()).binary(kernels::BinaryOp::add, a, b, result);
@@ -29,9 +30,10 @@ TapeScope::~TapeScope() {
   active_tape = previous_;
 }
 
-void accumulate_grad(AutogradMeta& meta, const Tensor& gradient) {
+void accumulate_grad(AutogradMeta& meta, Tensor gradient) {
   if (!meta.grad.defined()) {
-    meta.grad = meta.is_leaf ? gradient.clone() : gradient;
+    const bool private_buffer = gradient.is_contiguous() && gradient.is_sole_owner();
+    meta.grad = meta.is_leaf && !private_buffer ? gradient.clone() : std::move(gradient);
     return;
   }
   check_same_shape(meta.grad, gradient, "autograd: gradient accumulation");
@@ -68,7 +70,7 @@ void Tape::run_backward() {
       TKF_CHECK(grad_inputs[j].shape() == node.input_shapes[j], "autograd: backward of '",
                 node.name, "' returned a gradient of shape ", shape_str(grad_inputs[j].shape()),
                 " for input ", j, " of shape ", shape_str(node.input_shapes[j]));
-      accumulate_grad(*node.inputs[j], grad_inputs[j]);
+      accumulate_grad(*node.inputs[j], std::move(grad_inputs[j]));
     }
   }
   nodes_.clear();

@@ -74,7 +74,8 @@ void backward(const Tensor& loss);
 // Seeds several outputs with given gradients (same shapes) and runs the tape backward.
 void backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs);
 
-// Adds `gradient` to meta.grad (allocating it on first use).
-void accumulate_grad(AutogradMeta& meta, const Tensor& gradient);
+// Adds `gradient` to meta.grad (taking it over on first use when nothing else
+// refers to it, else copying it for a leaf).
+void accumulate_grad(AutogradMeta& meta, Tensor gradient);
 
 }  // namespace topkformer::autograd

@@ -116,6 +116,11 @@ class Tensor {
 
   std::string str(int max_per_dim = 6) const;  // dtype, shape and (abbreviated) values
   bool same_tensor(const Tensor& other) const { return impl_ == other.impl_; }
+  // True when this handle is the only reference to the tensor and no other
+  // tensor (view) shares its storage: it may be adopted and modified freely.
+  bool is_sole_owner() const {
+    return impl_ && impl_.use_count() == 1 && (!impl_->storage || impl_->storage.use_count() == 1);
+  }
 
   // Throws Error naming `op` unless the dtype matches.
   void check_dtype(DType expected, const char* op) const;
