@@ -3,15 +3,27 @@
 find_package(Threads REQUIRED)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 
-# OpenBLAS: link libopenblas itself (not the libblas alternative) so that its
-# threading controls (openblas_set_num_threads) are available.
+# OpenBLAS: Debian's OpenMP build (libopenblas-openmp-dev). The framework's
+# own kernels use OpenMP; with the pthreads build the two thread pools spin
+# against each other on every switch between a BLAS call and an OpenMP loop.
+# Link libopenblas itself (not the libblas alternative) for its thread
+# controls, and keep its directory in the RPATH so that the loader does not
+# pick the pthreads build through the libopenblas.so.0 alternative.
+set(openblas_openmp_dir /usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp)
+find_library(OPENBLAS_LIBRARY NAMES openblas PATHS ${openblas_openmp_dir} NO_DEFAULT_PATH)
 find_library(OPENBLAS_LIBRARY NAMES openblas REQUIRED)
 find_path(OPENBLAS_INCLUDE_DIR cblas.h
-          PATH_SUFFIXES x86_64-linux-gnu/openblas-pthread openblas-pthread openblas
+          PATHS /usr/include/${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp NO_DEFAULT_PATH)
+find_path(OPENBLAS_INCLUDE_DIR cblas.h
+          PATH_SUFFIXES ${CMAKE_LIBRARY_ARCHITECTURE}/openblas-openmp
+                        ${CMAKE_LIBRARY_ARCHITECTURE}/openblas-pthread openblas
           REQUIRED)
 add_library(topkformer_openblas INTERFACE)
 target_link_libraries(topkformer_openblas INTERFACE ${OPENBLAS_LIBRARY})
 target_include_directories(topkformer_openblas SYSTEM INTERFACE ${OPENBLAS_INCLUDE_DIR})
+get_filename_component(openblas_library_dir ${OPENBLAS_LIBRARY} DIRECTORY)
+target_link_options(topkformer_openblas INTERFACE "LINKER:-rpath,${openblas_library_dir}")
+message(STATUS "OpenBLAS: ${OPENBLAS_LIBRARY}")
 
 find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)

@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libopenblas-dev libomp-dev
+  libopenblas-dev libopenblas-openmp-dev libomp-dev
   libyaml-cpp-dev libspdlog-dev libsentencepiece-dev
   libopenmpi-dev openmpi-bin
   libgtest-dev libcli11-dev nlohmann-json3-dev

@@ -1,9 +1,11 @@
 // Row-wise top-k in O(n) per row, then a sort of the k winners only.
 //
-// A k-entry heap of the best entries so far rejects almost every entry with a
-// single comparison against its worst, which is the fast path for score rows.
-// Rows that keep displacing heap entries (ascending data) switch to
-// selection (introselect, O(n) expected) so the heap's O(n log k) never shows.
+// One pass over the row appends the entries that beat a threshold to a
+// buffer; whenever the buffer holds 4k entries, selection (introselect, O(k)
+// expected) cuts it back to the best k and raises the threshold to the worst
+// of those. Score rows are rejected almost entirely by the threshold, in
+// blocks the compiler vectorises; even an ascending row costs O(1) amortised
+// per entry (a cut every 3k appends).
 #include "cpu_backend.h"
 #include "dispatch.h"
 
@@ -20,42 +22,86 @@ struct Entry {
 
 // A strict order: larger first, NaN above everything, ties to the lower index.
 template <typename T>
-bool better(const Entry<T>& a, const Entry<T>& b) {
+bool better_with_nan(const Entry<T>& a, const Entry<T>& b) {
   const bool nan_a = std::isnan(a.value), nan_b = std::isnan(b.value);
   if (nan_a != nan_b) return nan_a;
   if (!nan_a && a.value != b.value) return a.value > b.value;
   return a.index < b.index;
 }
 
-// Leaves the k best entries of row[0, n) in `heap`, best first.
+// The same order for buffers known to hold no NaN.
 template <typename T>
-void select_top_k(const T* row, std::int64_t n, std::int64_t k, std::vector<Entry<T>>& heap) {
-  heap.clear();
-  for (std::int64_t i = 0; i < k; ++i) heap.push_back({row[i], i});
-  // With `better` as the heap's "less", the front is the worst entry kept.
-  std::make_heap(heap.begin(), heap.end(), better<T>);
-  const std::int64_t replacement_budget = n / 16 + 64;
-  std::int64_t replacements = 0;
-  for (std::int64_t i = k; i < n; ++i) {
-    // A later entry that merely ties the worst kept one loses (higher index),
-    // so `<=` rejects it; NaN fails `<=` and takes the careful path.
-    if (row[i] <= heap.front().value) continue;
-    const Entry<T> candidate{row[i], i};
-    if (!better(candidate, heap.front())) continue;
-    if (++replacements > replacement_budget) {  // adversarial order: select instead
-      heap.clear();
-      for (std::int64_t j = 0; j < n; ++j) heap.push_back({row[j], j});
-      std::nth_element(heap.begin(), heap.begin() + (k - 1), heap.end(), better<T>);
-      heap.resize(k);
-      std::sort(heap.begin(), heap.end(), better<T>);
-      return;
-    }
-    std::pop_heap(heap.begin(), heap.end(), better<T>);
-    heap.back() = candidate;
-    std::push_heap(heap.begin(), heap.end(), better<T>);
-  }
-  std::sort_heap(heap.begin(), heap.end(), better<T>);
+bool better(const Entry<T>& a, const Entry<T>& b) {
+  return a.value > b.value || (a.value == b.value && a.index < b.index);
 }
+
+// True when some entry of row[begin, end) might pass `threshold` (is greater
+// or NaN). Branch-free so that it vectorises.
+template <typename T>
+bool any_above(const T* row, std::int64_t begin, std::int64_t end, T threshold) {
+  bool any = false;
+  for (std::int64_t i = begin; i < end; ++i) any |= !(row[i] <= threshold);
+  return any;
+}
+
+template <typename T>
+class TopKSelector {
+ public:
+  explicit TopKSelector(std::int64_t k) : k_(k), capacity_(std::max<std::int64_t>(4 * k, 64)) {
+    buffer_.reserve(capacity_);
+  }
+
+  // Leaves the k best entries of row[0, n) in entries(), best first.
+  void select(const T* row, std::int64_t n) {
+    buffer_.clear();
+    has_nan_ = false;
+    cut_ = false;
+    std::int64_t i = 0;
+    for (; i < n && !cut_; ++i) append(row[i], i);
+    constexpr std::int64_t block = 16;
+    while (i < n) {
+      const std::int64_t end = std::min(n, i + block);
+      if (any_above(row, i, end, threshold_)) {
+        // An entry equal to the threshold ties the worst kept one and has a
+        // higher index, so it loses: `<=` rejects it. NaN fails `<=`.
+        for (; i < end; ++i) {
+          if (!(row[i] <= threshold_)) append(row[i], i);
+        }
+      }
+      i = end;
+    }
+    if (static_cast<std::int64_t>(buffer_.size()) > k_) keep_best(k_);
+    has_nan_ ? std::sort(buffer_.begin(), buffer_.end(), better_with_nan<T>)
+             : std::sort(buffer_.begin(), buffer_.end(), better<T>);
+  }
+
+  const std::vector<Entry<T>>& entries() const { return buffer_; }
+
+ private:
+  void append(T value, std::int64_t index) {
+    has_nan_ = has_nan_ || std::isnan(value);
+    buffer_.push_back({value, index});
+    if (static_cast<std::int64_t>(buffer_.size()) == capacity_) {
+      keep_best(k_);
+      threshold_ = buffer_.back().value;  // the worst kept
+      cut_ = true;
+    }
+  }
+
+  // Keeps the best `count` entries (unordered, but the worst of them last).
+  void keep_best(std::int64_t count) {
+    const auto nth = buffer_.begin() + (count - 1);
+    has_nan_ ? std::nth_element(buffer_.begin(), nth, buffer_.end(), better_with_nan<T>)
+             : std::nth_element(buffer_.begin(), nth, buffer_.end(), better<T>);
+    buffer_.resize(count);
+  }
+
+  std::int64_t k_, capacity_;
+  std::vector<Entry<T>> buffer_;
+  bool has_nan_ = false;
+  bool cut_ = false;  // a threshold exists once the buffer has been cut
+  T threshold_{};
+};
 }  // namespace
 
 void CpuBackend::topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
@@ -75,13 +121,13 @@ void CpuBackend::topk_rows(const Tensor& x, std::int64_t k, const Tensor& values
       T* top_values = typed_mut<T>(values);
       I* top_indices = typed_mut<I>(indices);
       parallel_for(row_count(x), n * 2, [&](std::int64_t begin, std::int64_t end) {
-        std::vector<Entry<T>> heap;
-        heap.reserve(k);
+        TopKSelector<T> selector(k);
         for (std::int64_t r = begin; r < end; ++r) {
-          select_top_k(in + r * n, n, k, heap);
+          selector.select(in + r * n, n);
+          const auto& best = selector.entries();
           for (std::int64_t j = 0; j < k; ++j) {
-            top_values[r * k + j] = heap[j].value;
-            top_indices[r * k + j] = static_cast<I>(heap[j].index);
+            top_values[r * k + j] = best[j].value;
+            top_indices[r * k + j] = static_cast<I>(best[j].index);
           }
         }
       });
