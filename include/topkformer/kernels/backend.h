@@ -139,6 +139,8 @@ class Backend {
   // The sparse matrix has rows [G, R] with entries weights[g, r, j] in columns
   // index[g, r, j] (i32/i64, in [0, M)); table is dense [G, M, D], rows [G, R, D].
   // These are the products of top-k attention and the top-k feed-forward layer.
+  // Entries with weight exactly 0 are skipped (masked keys, dropped entries),
+  // so they contribute nothing even where the table holds inf or NaN.
   // rows[g, r] = sum_j weights[g, r, j] * table[g, index[g, r, j]]
   virtual void sparse_gather_sum(const Tensor& weights, const Tensor& index, const Tensor& table,
                                  const Tensor& rows) = 0;
