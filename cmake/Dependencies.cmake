@@ -26,6 +26,9 @@ target_link_options(topkformer_openblas INTERFACE "LINKER:-rpath,${openblas_libr
 message(STATUS "OpenBLAS: ${OPENBLAS_LIBRARY}")
 
 find_package(spdlog REQUIRED)
+find_package(yaml-cpp REQUIRED)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(SENTENCEPIECE REQUIRED IMPORTED_TARGET sentencepiece)
 find_package(CLI11 REQUIRED)
 find_package(nlohmann_json REQUIRED)
 
