@@ -23,7 +23,10 @@ void Module::collect(const std::string& prefix, bool buffers, NamedTensors& out)
   for (const auto& [name, tensor] : buffers ? buffers_ : parameters_) {
     out.emplace_back(prefix + name, tensor);
   }
-  for (const auto& [name, child] : children_) child->collect(prefix + name + ".", buffers, out);
+  for (const auto& [name, child] : children_) {
+    // A child registered without a name contributes its entries at this level.
+    child->collect(name.empty() ? prefix : prefix + name + ".", buffers, out);
+  }
 }
 
 NamedTensors Module::named_parameters() const {

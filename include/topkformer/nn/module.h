@@ -33,7 +33,8 @@ class Module {
  protected:
   // Registered tensors are handles shared with the module's members: update
   // them in place (copy_), never by assigning a new tensor to the member.
-  // Registering a buffer name again replaces that buffer.
+  // Registering a buffer name again replaces that buffer. A child registered
+  // with an empty name puts its entries at this module's level.
   Tensor register_parameter(const std::string& name, Tensor value);
   Tensor register_buffer(const std::string& name, Tensor value);
   template <typename Child>
