@@ -8,21 +8,22 @@ namespace topkformer::attention {
 
 namespace {
 
-// Keeps phi(k) of numerically extreme keys from dividing by zero; the
-// Performer reference implementation adds the same constant.
-constexpr double feature_epsilon = 1e-6;
-
 // Positive random features of the softmax kernel (FAVOR+):
-// phi(x) = m^-1/2 (exp(w . x' - |x'|^2 / 2 - stabiliser) + eps), x' = x d^-1/4,
-// so that E[phi(q) . phi(k)] ~ exp(q . k / sqrt(d)). The stabiliser is the
-// row maximum for queries and the maximum over all keys of a head for keys;
-// both cancel between numerator and denominator (up to eps), and both are
-// differentiated through like any other op.
-Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_query) {
+// phi(x) = m^-1/2 exp(w . x' - |x'|^2 / 2 - stabiliser), x' = x d^-1/4, so that
+// E[phi(q) . phi(k)] = exp(q . k / sqrt(d)). The stabiliser keeps exp() in
+// range: the row maximum for queries, the maximum over the valid keys of a
+// head for keys. Each is one constant factor per query row or per head, which
+// cancels exactly between numerator and denominator. (The reference
+// implementation adds 1e-6 after exp(); that breaks the cancellation, and the
+// keys' maximum then leaks padded and future keys into every output.) Padded
+// keys get logit -inf, hence phi = 0, and take no part in the maximum.
+Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_query,
+                         const Tensor& key_padding) {
   const auto d = static_cast<double>(x.size(-1));
   const auto m = static_cast<double>(projection.size(0));
   const Tensor scaled = ops::scale(x, std::pow(d, -0.25));
-  const Tensor logits = ops::matmul(scaled, projection, false, true);  // [B, H, L, m]
+  Tensor logits = ops::matmul(scaled, projection, false, true);  // [B, H, L, m]
+  if (key_padding.defined()) logits = ops::add(logits, key_padding);
   const Tensor half_norm = ops::scale(ops::sum_last(ops::mul(scaled, scaled), true), 0.5);
   Tensor stabiliser;
   if (is_query) {
@@ -33,7 +34,19 @@ Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_quer
                               {s[0], s[1], 1, 1});
   }
   const Tensor exponent = ops::sub(ops::sub(logits, half_norm), stabiliser);
-  return ops::scale(ops::add_scalar(ops::exp(exponent), feature_epsilon), 1.0 / std::sqrt(m));
+  return ops::scale(ops::exp(exponent), 1.0 / std::sqrt(m));
+}
+
+// [B, 1, Lk, 1] holding 0 for valid keys and -inf for padding (an item with
+// no valid key keeps 0 everywhere: its features are zeroed after instead).
+Tensor key_padding_logits(const Tensor& key_lengths, std::int64_t keys, DType dtype) {
+  const auto lengths = key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
+  std::vector<double> bias;
+  for (std::int64_t length : lengths) {
+    for (std::int64_t j = 0; j < keys; ++j)
+      bias.push_back(j < length || length <= 0 ? 0.0 : -INFINITY);
+  }
+  return Tensor::from_vector<double>({std::int64_t(lengths.size()), 1, keys, 1}, bias).to(dtype);
 }
 
 // [B, 1, Lk, 1] with 1 for valid keys and 0 for padding.
@@ -94,8 +107,11 @@ Tensor performer_attention(const Tensor& q, const Tensor& k, const Tensor& v,
             "performer_attention: causal attention needs as many queries as keys, got ",
             shape.queries, " and ", shape.keys);
   const Tensor features = projection.to(q.dtype());
-  const Tensor phi_q = positive_features(q, features, true);
-  Tensor phi_k = positive_features(k, features, false);
+  const Tensor phi_q = positive_features(q, features, true, {});
+  Tensor phi_k = positive_features(
+      k, features, false,
+      context.key_lengths.defined() ? key_padding_logits(context.key_lengths, shape.keys, q.dtype())
+                                    : Tensor());
   if (context.key_lengths.defined()) {
     phi_k = ops::mul(phi_k, key_validity(context.key_lengths, shape.keys, phi_k));
   }
