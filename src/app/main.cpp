@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
 
   topkformer::app::add_info_command(app);
   topkformer::app::add_bench_command(app);
+  topkformer::app::add_data_command(app);
 
   try {
     app.parse(argc, argv);

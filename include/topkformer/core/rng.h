@@ -88,6 +88,11 @@ class Generator {
   PhiloxState state_;
 };
 
+// A uniform integer in [0, bound) from the words of `generator` (Lemire's
+// multiply-and-reject: exact, and the same on every machine, unlike the
+// standard library's distributions).
+std::uint32_t uniform_below(Generator& generator, std::uint32_t bound);
+
 // The framework's generator (used when an op is not given one).
 Generator& default_generator();
 
