@@ -5,6 +5,8 @@
 #include <optional>
 #include <string_view>
 
+#include <spdlog/spdlog.h>
+
 #include "topkformer/core/error.h"
 
 namespace topkformer::data {
@@ -113,12 +115,18 @@ std::int64_t for_each_row(const std::filesystem::path& path, const TsvFormat& fo
   return skipped;
 }
 
+// An empty dataset is an error; skipped lines are logged, so a run that
+// skips them says how many.
 template <typename Records>
-void check_not_empty(const std::filesystem::path& path, const Records& result) {
+void finish_reading(const std::filesystem::path& path, const Records& result) {
   TKF_CHECK(!result.records.empty(), path.string(), ": no records",
             result.skipped_lines > 0
                 ? detail::concat(" (", result.skipped_lines, " bad lines skipped)")
                 : std::string());
+  if (result.skipped_lines > 0) {
+    spdlog::warn("{}: skipped {} bad lines (skip_bad_lines), read {} records", path.string(),
+                 result.skipped_lines, result.records.size());
+  }
 }
 
 TextRecords read_text_records(const std::filesystem::path& path, const TsvFormat& format,
@@ -128,7 +136,7 @@ TextRecords read_text_records(const std::filesystem::path& path, const TsvFormat
       for_each_row(path, format, options, [&](const Fields& fields, std::int64_t label) {
         result.records.push_back({std::string(fields[text_column]), label});
       });
-  check_not_empty(path, result);
+  finish_reading(path, result);
   return result;
 }
 
@@ -152,7 +160,7 @@ TextPairRecords read_aan_tsv(const std::filesystem::path& path, const ReadOption
         result.records.push_back({std::string(fields[1]), std::string(fields[2]),
                                   std::string(fields[3]), std::string(fields[4]), label});
       });
-  check_not_empty(path, result);
+  finish_reading(path, result);
   return result;
 }
 
