@@ -14,6 +14,7 @@
 #include <string>
 #include <variant>
 
+#include "data/temporary_folder.h"
 #include "test_util.h"
 #include "topkformer/data/listops.h"
 #include "topkformer/data/tsv_readers.h"
@@ -147,18 +148,7 @@ std::string file_bytes(const std::filesystem::path& path) {
   return std::string(std::istreambuf_iterator<char>(file), {});
 }
 
-class ListOpsFiles : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = std::filesystem::temp_directory_path() /
-                 ("topkformer_" + std::string(test->name()) + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(directory_);
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-  std::filesystem::path directory_;
-};
+class ListOpsFiles : public testing::TemporaryFolderTest {};
 
 const ListOpsOptions small_options{20, 200, 4, 3};
 

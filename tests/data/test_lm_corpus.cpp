@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "data/temporary_folder.h"
 #include "test_util.h"
 #include "topkformer/data/byte_tokenizer.h"
 #include "topkformer/data/data_root.h"
@@ -27,26 +28,9 @@ namespace {
 using testing::expect_error_containing;
 
 // A fresh folder per test, removed afterwards.
-class LmCorpus : public ::testing::Test {
+class LmCorpus : public testing::TemporaryFolderTest {
  protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = std::filesystem::temp_directory_path() /
-                 ("topkformer-" + std::string(test->name()) + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(directory_);
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-
-  std::filesystem::path write(const std::string& name, const std::string& text) const {
-    const std::filesystem::path path = directory_ / name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
   std::filesystem::path cache_dir() const { return directory_ / "cache"; }
-
- private:
-  std::filesystem::path directory_;
 };
 
 std::vector<std::uint32_t> to_vector(std::span<const std::uint32_t> ids) {

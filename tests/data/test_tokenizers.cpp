@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "data/temporary_folder.h"
 #include "test_util.h"
 #include "topkformer/data/byte_tokenizer.h"
 #include "topkformer/data/listops_tokenizer.h"
@@ -20,27 +21,7 @@ namespace {
 using testing::expect_error_containing;
 
 // A fresh folder per test, removed afterwards.
-class TemporaryFolder : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = std::filesystem::temp_directory_path() /
-                 ("topkformer-" + std::string(test->name()) + "-" + std::to_string(::getpid()));
-    std::filesystem::remove_all(directory_);
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-
-  std::filesystem::path write(const std::string& name, const std::string& text) const {
-    const std::filesystem::path path = directory_ / name;
-    std::ofstream(path, std::ios::binary) << text;
-    return path;
-  }
-  const std::filesystem::path& directory() const { return directory_; }
-
- private:
-  std::filesystem::path directory_;
-};
+class TemporaryFolder : public testing::TemporaryFolderTest {};
 
 class WordVocabularyFiles : public TemporaryFolder {};
 class SentencePieceFiles : public TemporaryFolder {};

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "data/temporary_folder.h"
 #include "test_util.h"
 #include "topkformer/data/data_root.h"
 #include "topkformer/data/tsv_readers.h"
@@ -13,25 +14,7 @@
 namespace topkformer::data {
 namespace {
 
-class TsvReaders : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
-    directory_ = std::filesystem::temp_directory_path() /
-                 ("topkformer_" + std::string(test->name()) + "_" + std::to_string(getpid()));
-    std::filesystem::remove_all(directory_);
-    std::filesystem::create_directories(directory_);
-  }
-  void TearDown() override { std::filesystem::remove_all(directory_); }
-
-  std::filesystem::path write(const std::string& name, const std::string& contents) {
-    const std::filesystem::path path = directory_ / name;
-    std::ofstream(path, std::ios::binary) << contents;
-    return path;
-  }
-
-  std::filesystem::path directory_;
-};
+class TsvReaders : public testing::TemporaryFolderTest {};
 
 TEST_F(TsvReaders, ImdbReadsLabelsAndTexts) {
   const auto path =
