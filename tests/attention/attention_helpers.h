@@ -19,8 +19,7 @@ struct AttentionInputs {
 // Random q [B, H, Lq, d], k and v [B, H, Lk, d] as gradient-requiring leaves.
 inline AttentionInputs random_attention_inputs(std::int64_t batch, std::int64_t heads,
                                                std::int64_t queries, std::int64_t keys,
-                                               std::int64_t dim, DType dtype,
-                                               std::uint64_t seed) {
+                                               std::int64_t dim, DType dtype, std::uint64_t seed) {
   Generator generator(seed);
   AttentionInputs in{Tensor::randn({batch, heads, queries, dim}, generator, dtype),
                      Tensor::randn({batch, heads, keys, dim}, generator, dtype),
@@ -29,6 +28,17 @@ inline AttentionInputs random_attention_inputs(std::int64_t batch, std::int64_t 
   in.k.set_requires_grad(true);
   in.v.set_requires_grad(true);
   return in;
+}
+
+// A context for two batch items with key lengths {first, second}, an optional
+// causal mask and a scale other than 1 (so scaling bugs show).
+inline attention::AttentionContext masked_context(bool causal, std::int64_t first,
+                                                  std::int64_t second, double scale) {
+  attention::AttentionContext context;
+  context.causal = causal;
+  context.key_lengths = Tensor::from_vector<std::int64_t>({2}, {first, second});
+  context.scale = scale;
+  return context;
 }
 
 using AttentionFunction = std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>;

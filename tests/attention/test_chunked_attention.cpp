@@ -9,11 +9,7 @@ using attention::AttentionContext;
 using namespace testing;
 
 AttentionContext masked_context(bool causal) {
-  AttentionContext context;
-  context.causal = causal;
-  context.key_lengths = Tensor::from_vector<std::int64_t>({2}, {13, 9});
-  context.scale = 0.35;
-  return context;
+  return testing::masked_context(causal, 13, 9, 0.35);
 }
 
 TEST(ChunkedAttention, EqualsVanillaForEveryChunkSize) {

@@ -11,11 +11,7 @@ using attention::AttentionContext;
 using namespace testing;
 
 AttentionContext masked_context(bool causal) {
-  AttentionContext context;
-  context.causal = causal;
-  context.key_lengths = Tensor::from_vector<std::int64_t>({2}, {11, 6});
-  context.scale = 0.4;
-  return context;
+  return testing::masked_context(causal, 11, 6, 0.4);
 }
 
 // Dense reference: the scores of the kept entries (the k largest valid ones
@@ -44,8 +40,7 @@ Tensor dense_top_k_reference(const Tensor& q, const Tensor& k, const Tensor& v,
   return ops::matmul(ops::softmax(ops::add(scores, bias)), v);
 }
 
-AttentionFunction topk_of(const AttentionContext& context, std::int64_t top_k,
-                          std::int64_t chunk) {
+AttentionFunction topk_of(const AttentionContext& context, std::int64_t top_k, std::int64_t chunk) {
   return [=](const Tensor& q, const Tensor& k, const Tensor& v) {
     return attention::topk_attention(q, k, v, context, top_k, chunk);
   };
@@ -71,11 +66,10 @@ TEST(TopKAttention, WithSmallKEqualsTheDenseTopKReference) {
   for (bool causal : {false, true}) {
     const AttentionContext context = masked_context(causal);
     const AttentionInputs in = random_attention_inputs(2, 3, 13, 13, 4, DType::f64, 12);
-    const OutputAndGrads expected = run_with_grads(
-        [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-          return dense_top_k_reference(q, k, v, context, 3);
-        },
-        in);
+    const OutputAndGrads expected =
+        run_with_grads([&](const Tensor& q, const Tensor& k,
+                           const Tensor& v) { return dense_top_k_reference(q, k, v, context, 3); },
+                       in);
     for (std::int64_t chunk : {1, 4, 13}) {
       SCOPED_TRACE("chunk " + std::to_string(chunk) + (causal ? " causal" : ""));
       expect_same_results(run_with_grads(topk_of(context, 3, chunk), in), expected, 1e-12);
