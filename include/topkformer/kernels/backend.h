@@ -49,6 +49,19 @@ struct DropoutAddressing {
   }
 };
 
+// One AdamW step (Loshchilov & Hutter): m = b1 m + (1 - b1) g,
+// v = b2 v + (1 - b2) g^2, p -= lr (m / c1 / (sqrt(v / c2) + eps) + wd p),
+// with c1, c2 the bias corrections 1 - b^t.
+struct AdamWStep {
+  double learning_rate = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  double bias_correction1 = 1.0, bias_correction2 = 1.0;
+};
+
+// One SGD step with momentum: u = momentum u + g + wd p, p -= lr u.
+struct SgdStep {
+  double learning_rate = 0.1, momentum = 0.0, weight_decay = 0.0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -150,6 +163,12 @@ class Backend {
   // table[g, index[g, r, j]] += weights[g, r, j] * rows[g, r], in a fixed order.
   virtual void sparse_scatter_add(const Tensor& weights, const Tensor& index, const Tensor& rows,
                                   const Tensor& table) = 0;
+
+  // ---- fused optimizer updates (all operands contiguous, same shape, in place) ----
+  virtual void adamw_update(const Tensor& parameter, const Tensor& grad, const Tensor& first_moment,
+                            const Tensor& second_moment, const AdamWStep& step) = 0;
+  virtual void sgd_update(const Tensor& parameter, const Tensor& grad, const Tensor& momentum,
+                          const SgdStep& step) = 0;
 
   // ---- causal linear attention by prefix sums (Performer) ----
   // phi_q, phi_k [G, L, m], v [G, L, dv] -> out [G, L, dv]:

@@ -58,6 +58,11 @@ class CpuBackend final : public Backend {
   void sparse_scatter_add(const Tensor& weights, const Tensor& index, const Tensor& rows,
                           const Tensor& table) override;
 
+  void adamw_update(const Tensor& parameter, const Tensor& grad, const Tensor& first_moment,
+                    const Tensor& second_moment, const AdamWStep& step) override;
+  void sgd_update(const Tensor& parameter, const Tensor& grad, const Tensor& momentum,
+                  const SgdStep& step) override;
+
   void causal_linear_attention(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,
                                const Tensor& out) override;
   void causal_linear_attention_backward(const Tensor& phi_q, const Tensor& phi_k, const Tensor& v,

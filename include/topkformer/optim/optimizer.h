@@ -1,0 +1,75 @@
+// Optimizers over named parameters (names as nn::Module gives them), with
+// state that checkpoints save by name.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "topkformer/kernels/backend.h"
+#include "topkformer/nn/module.h"
+
+namespace topkformer::optim {
+
+class Optimizer {
+ public:
+  virtual ~Optimizer() = default;
+  // Updates every parameter that has a gradient, at `learning_rate`.
+  virtual void step(double learning_rate) = 0;
+  // Tensors a checkpoint must save to resume exactly, by name
+  // (e.g. `exp_avg.encoder.embedding.weight`), updated in place by step().
+  virtual nn::NamedTensors state() const = 0;
+  std::int64_t steps() const { return steps_; }
+  void set_steps(std::int64_t steps) { steps_ = steps; }
+  void zero_grad();
+
+ protected:
+  explicit Optimizer(nn::NamedTensors parameters);
+  nn::NamedTensors parameters_;
+  std::int64_t steps_ = 0;
+};
+
+// True when `name` matches one of the shell-style patterns (`*.bias`, `*norm*`).
+bool matches_any(const std::string& name, const std::vector<std::string>& patterns);
+
+struct AdamWOptions {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.01;
+  // Parameters whose names match get no weight decay (biases and norms, as is usual).
+  std::vector<std::string> no_decay = {"*.bias", "*norm*"};
+};
+
+// Adam with bias correction and decoupled weight decay (Loshchilov & Hutter).
+class AdamW final : public Optimizer {
+ public:
+  AdamW(nn::NamedTensors parameters, AdamWOptions options = {});
+  void step(double learning_rate) override;
+  nn::NamedTensors state() const override;
+
+ private:
+  AdamWOptions options_;
+  std::vector<Tensor> first_moment_, second_moment_;
+  std::vector<bool> decays_;
+};
+
+struct SgdOptions {
+  double momentum = 0.9, weight_decay = 0.0;
+  std::vector<std::string> no_decay = {"*.bias", "*norm*"};
+};
+
+// SGD with (heavy-ball) momentum.
+class Sgd final : public Optimizer {
+ public:
+  Sgd(nn::NamedTensors parameters, SgdOptions options = {});
+  void step(double learning_rate) override;
+  nn::NamedTensors state() const override;
+
+ private:
+  SgdOptions options_;
+  std::vector<Tensor> momentum_;
+  std::vector<bool> decays_;
+};
+
+// Scales all gradients so that their global L2 norm is at most max_norm and
+// returns the norm before clipping (computed in f64). max_norm <= 0 only measures.
+double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm);
+
+}  // namespace topkformer::optim

@@ -1,0 +1,63 @@
+// Fused optimizer updates: one pass over a parameter and its state.
+#include "cpu_backend.h"
+#include "dispatch.h"
+
+namespace topkformer::kernels {
+
+using namespace cpu;
+
+namespace {
+void check_update_operands(const std::vector<const Tensor*>& operands, const char* op) {
+  for (const Tensor* t : operands) {
+    TKF_CHECK(t->is_contiguous(), op, ": operands must be contiguous");
+    check_same_shape(*operands[0], *t, op);
+    check_same_dtype(*operands[0], *t, op);
+  }
+}
+}  // namespace
+
+void CpuBackend::adamw_update(const Tensor& parameter, const Tensor& grad,
+                              const Tensor& first_moment, const Tensor& second_moment,
+                              const AdamWStep& step) {
+  check_update_operands({&parameter, &grad, &first_moment, &second_moment}, "adamw_update");
+  dispatch_floating(parameter.dtype(), "adamw_update", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = typed_mut<T>(parameter);
+    const T* g = typed<T>(grad);
+    T* m = typed_mut<T>(first_moment);
+    T* v = typed_mut<T>(second_moment);
+    parallel_for(parameter.numel(), 16, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const double gi = g[i];
+        const double mi = step.beta1 * m[i] + (1.0 - step.beta1) * gi;
+        const double vi = step.beta2 * v[i] + (1.0 - step.beta2) * gi * gi;
+        m[i] = static_cast<T>(mi);
+        v[i] = static_cast<T>(vi);
+        const double update =
+            (mi / step.bias_correction1) / (std::sqrt(vi / step.bias_correction2) + step.eps) +
+            step.weight_decay * p[i];
+        p[i] = static_cast<T>(p[i] - step.learning_rate * update);
+      }
+    });
+  });
+}
+
+void CpuBackend::sgd_update(const Tensor& parameter, const Tensor& grad, const Tensor& momentum,
+                            const SgdStep& step) {
+  check_update_operands({&parameter, &grad, &momentum}, "sgd_update");
+  dispatch_floating(parameter.dtype(), "sgd_update", [&](auto zero) {
+    using T = decltype(zero);
+    T* p = typed_mut<T>(parameter);
+    const T* g = typed<T>(grad);
+    T* u = typed_mut<T>(momentum);
+    parallel_for(parameter.numel(), 8, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t i = begin; i < end; ++i) {
+        const double velocity = step.momentum * u[i] + g[i] + step.weight_decay * p[i];
+        u[i] = static_cast<T>(velocity);
+        p[i] = static_cast<T>(p[i] - step.learning_rate * velocity);
+      }
+    });
+  });
+}
+
+}  // namespace topkformer::kernels

@@ -1,0 +1,128 @@
+// Optimizers against hand-computed updates, weight-decay exclusion by name,
+// gradient clipping, and the learning-rate schedules at known steps.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "test_util.h"
+#include "topkformer/autograd/tape.h"
+#include "topkformer/optim/optimizer.h"
+#include "topkformer/optim/schedule.h"
+
+namespace topkformer::optim {
+namespace {
+
+// Two named parameters with fixed gradients.
+struct Problem {
+  Tensor weight = Tensor::from_vector<double>({2}, {1.0, -2.0});
+  Tensor bias = Tensor::from_vector<double>({1}, {0.5});
+  nn::NamedTensors named() const { return {{"layer.weight", weight}, {"layer.bias", bias}}; }
+  void set_grads(double scale) {
+    for (Tensor t : {weight, bias}) {
+      t.set_requires_grad(true);
+      t.autograd_meta()->grad = Tensor::full(t.shape(), scale, DType::f64);
+    }
+  }
+};
+
+TEST(AdamW, MatchesTheFormulaWithBiasCorrectionAndDecoupledDecay) {
+  Problem problem;
+  AdamWOptions options;
+  options.weight_decay = 0.1;
+  AdamW adamw(problem.named(), options);
+  double p = 1.0, m = 0.0, v = 0.0;    // the first weight element, by hand
+  double b = 0.5, mb = 0.0, vb = 0.0;  // the bias: no decay ("*.bias")
+  for (int t = 1; t <= 3; ++t) {
+    const double g = 0.3 * t;
+    problem.set_grads(g);
+    adamw.step(0.01);
+    m = 0.9 * m + 0.1 * g;
+    v = 0.999 * v + 0.001 * g * g;
+    const double adam =
+        (m / (1 - std::pow(0.9, t))) / (std::sqrt(v / (1 - std::pow(0.999, t))) + 1e-8);
+    p -= 0.01 * (adam + 0.1 * p);
+    mb = 0.9 * mb + 0.1 * g;
+    vb = 0.999 * vb + 0.001 * g * g;
+    b -= 0.01 * (mb / (1 - std::pow(0.9, t))) / (std::sqrt(vb / (1 - std::pow(0.999, t))) + 1e-8);
+  }
+  EXPECT_NEAR(problem.weight.value_at({0}), p, 1e-12);
+  EXPECT_NEAR(problem.bias.value_at({0}), b, 1e-12);
+  EXPECT_EQ(adamw.steps(), 3);
+  ASSERT_EQ(adamw.state().size(), 4u);
+  EXPECT_EQ(adamw.state()[0].first, "exp_avg.layer.weight");
+  EXPECT_EQ(adamw.state()[3].first, "exp_avg_sq.layer.bias");
+}
+
+TEST(Sgd, MomentumMatchesTheFormula) {
+  Problem problem;
+  SgdOptions options;
+  options.momentum = 0.9;
+  options.weight_decay = 0.01;
+  Sgd sgd(problem.named(), options);
+  double p = -2.0, u = 0.0;  // second weight element
+  for (int t = 1; t <= 3; ++t) {
+    problem.set_grads(1.0);
+    sgd.step(0.1);
+    u = 0.9 * u + 1.0 + 0.01 * p;
+    p -= 0.1 * u;
+  }
+  EXPECT_NEAR(problem.weight.value_at({1}), p, 1e-12);
+  // The bias is excluded from decay: 0.5 - 0.1 * (1 + 1.9 + 2.71).
+  EXPECT_NEAR(problem.bias.value_at({0}), 0.5 - 0.1 * (1 + 1.9 + 2.71), 1e-12);
+}
+
+TEST(Optimizers, ParametersWithoutGradientsAreLeftAlone) {
+  Problem problem;
+  AdamW adamw(problem.named());
+  adamw.step(0.1);
+  EXPECT_EQ(problem.weight.value_at({0}), 1.0);
+}
+
+TEST(Optimizers, NoDecayPatternsAreShellPatterns) {
+  EXPECT_TRUE(matches_any("encoder.layers.0.ff.fc1.bias", {"*.bias"}));
+  EXPECT_TRUE(matches_any("encoder.layers.0.ff_norm.weight", {"*norm*"}));
+  EXPECT_FALSE(matches_any("encoder.layers.0.ff.fc1.weight", {"*.bias", "*norm*"}));
+}
+
+TEST(ClipGradNorm, ScalesToTheMaximumAndReturnsTheNormBefore) {
+  Problem problem;
+  problem.set_grads(2.0);  // three entries of 2: norm sqrt(12)
+  const std::vector<Tensor> parameters{problem.weight, problem.bias};
+  EXPECT_NEAR(clip_grad_norm(parameters, 0.0), std::sqrt(12.0), 1e-12);  // measures only
+  EXPECT_NEAR(clip_grad_norm(parameters, 1.0), std::sqrt(12.0), 1e-12);
+  EXPECT_NEAR(clip_grad_norm(parameters, 0.0), 1.0, 1e-12);
+  EXPECT_NEAR(problem.bias.grad().value_at({0}), 2.0 / std::sqrt(12.0), 1e-12);
+  EXPECT_NEAR(clip_grad_norm(parameters, 5.0), 1.0, 1e-12);  // under the maximum: unchanged
+}
+
+TEST(Schedules, ValuesAtKnownSteps) {
+  ScheduleOptions options;
+  options.base_learning_rate = 1.0;
+  options.warmup_steps = 4;
+  options.total_steps = 12;
+  options.min_learning_rate = 0.1;
+  const auto at = [&](ScheduleKind kind, std::int64_t step) {
+    options.kind = kind;
+    return learning_rate(options, step);
+  };
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::constant, 2), 0.5);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::constant, 9), 1.0);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::inverse_sqrt, 1), 0.25);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::inverse_sqrt, 4), 1.0);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::inverse_sqrt, 16), 0.5);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::rsqrt_decay, 2), 0.5 / 2.0);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::rsqrt_decay, 16), 0.25);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::cosine, 4), 1.0);
+  EXPECT_NEAR(at(ScheduleKind::cosine, 8), 0.55, 1e-12);  // halfway: mean of 1 and 0.1
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::cosine, 12), 0.1);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::cosine, 20), 0.1);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::linear, 8), 0.55);
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::linear, 12), 0.1);
+  options.warmup_steps = 0;
+  EXPECT_DOUBLE_EQ(at(ScheduleKind::inverse_sqrt, 4), 0.5);
+  testing::expect_error_containing([] { parse_schedule_kind("Cosine"); },
+                                   {"schedule.kind", "cosine", "'Cosine'"});
+}
+
+}  // namespace
+}  // namespace topkformer::optim
