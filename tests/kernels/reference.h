@@ -96,6 +96,18 @@ inline Tensor tensor_of(const Shape& shape, const std::vector<double>& values, D
   return t;
 }
 
+// A row mask with key lengths given as values of `length_dtype` (none when empty).
+inline kernels::RowMask row_mask_of(bool causal, std::int64_t causal_offset,
+                                    const std::vector<double>& key_lengths, DType length_dtype) {
+  kernels::RowMask mask;
+  mask.causal = causal;
+  mask.causal_offset = causal_offset;
+  if (!key_lengths.empty()) {
+    mask.key_lengths = tensor_of({std::int64_t(key_lengths.size())}, key_lengths, length_dtype);
+  }
+  return mask;
+}
+
 inline Tensor random_normal(const Shape& shape, DType dtype, std::uint64_t seed,
                             double sigma = 1.0) {
   Generator generator(seed);

@@ -24,14 +24,7 @@ struct FillCase {
 };
 
 RowMask make_mask(const FillCase& c) {
-  RowMask mask;
-  mask.causal = c.causal;
-  mask.causal_offset = c.causal_offset;
-  if (!c.key_lengths.empty()) {
-    mask.key_lengths =
-        tensor_of({std::int64_t(c.key_lengths.size())}, c.key_lengths, c.length_dtype);
-  }
-  return mask;
+  return row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);
 }
 
 // x with its masked entries set to value, by the rule.

@@ -34,14 +34,7 @@ struct MaskCase {
 };
 
 RowMask make_mask(const MaskCase& c) {
-  RowMask mask;
-  mask.causal = c.causal;
-  mask.causal_offset = c.causal_offset;
-  if (!c.key_lengths.empty()) {
-    mask.key_lengths =
-        tensor_of({std::int64_t(c.key_lengths.size())}, c.key_lengths, c.length_dtype);
-  }
-  return mask;
+  return row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);
 }
 
 // masked[r * Lk + j] for every row r of the scores.
