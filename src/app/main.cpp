@@ -16,6 +16,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.parse_complete_callback([&] { topkformer::set_num_threads(threads); });
 
+  topkformer::app::add_train_command(app);
+  topkformer::app::add_eval_command(app);
+  topkformer::app::add_config_command(app);
   topkformer::app::add_info_command(app);
   topkformer::app::add_bench_command(app);
   topkformer::app::add_data_command(app);

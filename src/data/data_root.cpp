@@ -12,6 +12,8 @@ bool is_project_root(const std::filesystem::path& directory) {
          std::filesystem::is_directory(directory / "include" / "topkformer", ignored);
 }
 
+}  // namespace
+
 std::filesystem::path project_root() {
   const std::filesystem::path working_directory = std::filesystem::current_path();
   for (std::filesystem::path directory = working_directory;; directory = directory.parent_path()) {
@@ -19,8 +21,6 @@ std::filesystem::path project_root() {
     if (directory == directory.parent_path()) return working_directory;
   }
 }
-
-}  // namespace
 
 std::filesystem::path data_root() {
   const char* configured = std::getenv("TOPKFORMER_DATA");

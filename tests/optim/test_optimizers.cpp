@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "test_util.h"
 #include "topkformer/autograd/tape.h"
@@ -122,6 +124,35 @@ TEST(Schedules, ValuesAtKnownSteps) {
   EXPECT_DOUBLE_EQ(at(ScheduleKind::inverse_sqrt, 4), 0.5);
   testing::expect_error_containing([] { parse_schedule_kind("Cosine"); },
                                    {"schedule.kind", "cosine", "'Cosine'"});
+}
+
+// Every schedule at every step of a run against its formula, written out
+// phase by phase: linear warm-up to `base` over w steps (rsqrt_decay: to
+// base / sqrt(w)), then the decay.
+TEST(Schedules, EveryStepFollowsTheFormula) {
+  const double base = 2.0, floor = 0.05;
+  const std::int64_t warmup = 8, total = 32;
+  ScheduleOptions options{ScheduleKind::constant, base, warmup, total, floor};
+  const double w = double(warmup), t = double(total);
+  for (std::int64_t step = 1; step <= 40; ++step) {
+    const double s = double(step);
+    const double progress = std::min(1.0, (s - w) / (t - w));
+    const bool warming = s <= w;
+    const std::vector<std::pair<ScheduleKind, double>> expected = {
+        {ScheduleKind::constant, warming ? base * s / w : base},
+        {ScheduleKind::inverse_sqrt, warming ? base * s / w : base * std::sqrt(w / s)},
+        {ScheduleKind::rsqrt_decay, warming ? base * (s / w) / std::sqrt(w) : base / std::sqrt(s)},
+        {ScheduleKind::cosine,
+         warming ? base * s / w
+                 : floor + (base - floor) * 0.5 * (1.0 + std::cos(3.141592653589793 * progress))},
+        {ScheduleKind::linear, warming ? base * s / w : base - (base - floor) * progress},
+    };
+    for (const auto& [kind, value] : expected) {
+      options.kind = kind;
+      EXPECT_NEAR(learning_rate(options, step), value, 1e-12)
+          << "kind " << int(kind) << " step " << step;
+    }
+  }
 }
 
 }  // namespace

@@ -67,6 +67,7 @@ constexpr std::uint64_t words_per_bernoulli = 1;
 struct PhiloxState {
   std::uint64_t seed = 0;
   std::uint64_t offset = 0;  // in words
+  bool operator==(const PhiloxState&) const = default;
 };
 
 // Hands out disjoint ranges of one stream. Not thread-safe: one per thread or

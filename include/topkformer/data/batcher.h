@@ -42,6 +42,7 @@ class BatchSampler {
   BatcherState state() const { return state_; }
   void set_state(BatcherState state);
   std::int64_t batches_per_epoch() const;
+  std::int64_t dataset_size() const { return dataset_size_; }
 
  private:
   void move_past_finished_epoch();

@@ -7,11 +7,14 @@
 
 namespace topkformer::data {
 
+// The nearest directory at or above the working directory that holds
+// CMakeLists.txt and include/topkformer (the working directory itself when
+// none does): how tests find files of the source tree from a build directory.
+std::filesystem::path project_root();
+
 // $TOPKFORMER_DATA when it is set and not empty. Otherwise ../shared/data
-// beside the project root, which is the nearest directory at or above the
-// working directory that holds CMakeLists.txt and include/topkformer (the
-// working directory itself when none does), so the tests find the data from
-// any build directory inside the project.
+// beside project_root(), so the tests find the data from any build directory
+// inside the project.
 std::filesystem::path data_root();
 
 // data_root() / relative_path.

@@ -1,0 +1,163 @@
+// The experiment config: one YAML file with the sections model, attention,
+// feedforward, data, optimizer, schedule, train, eval and runtime. Every key
+// has a type, a default and a documented meaning (docs/config.md); the file
+// and `--set section.key=value` overrides are validated against that schema,
+// and an unknown key, a wrong type or an out-of-range value is an Error of the
+// form `configs/x.yaml:12: attention.kind: expected one of
+// vanilla|chunked|topk|performer, got 'topK'`.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "topkformer/models/models.h"
+#include "topkformer/optim/optimizer.h"
+#include "topkformer/optim/schedule.h"
+
+namespace topkformer::train {
+
+// What is learned from which files: listops and text are classifiers over
+// `label<TAB>text` style TSV files, retrieval is the AAN dual encoder, lm the
+// next-token language model over a plain text file.
+enum class TaskKind { listops, text, retrieval, lm };
+enum class TokenizerKind { listops, byte, word, sentencepiece };
+enum class OptimizerKind { adamw, sgd };
+
+// Names as the config spells them; parse_* throw an Error listing the choices.
+TaskKind parse_task_kind(const std::string& name);            // listops|text|retrieval|lm
+TokenizerKind parse_tokenizer_kind(const std::string& name);  // listops|byte|word|sentencepiece
+OptimizerKind parse_optimizer_kind(const std::string& name);  // adamw|sgd
+std::string task_name(TaskKind kind);
+std::string tokenizer_name(TokenizerKind kind);
+std::string optimizer_name(OptimizerKind kind);
+
+// `path` with every `${TOPKFORMER_DATA}` replaced by data::data_root(), so
+// that configs name the shared data without machine-specific paths. The
+// trainer applies it to data.dir (directory()), data.vocab and data.cache_dir.
+std::filesystem::path expand_path(const std::string& path);
+
+struct DataConfig {
+  TaskKind task = TaskKind::listops;
+  // Folder of the files below, as written (to_yaml keeps `${TOPKFORMER_DATA}`
+  // so configs stay portable); directory() expands it. A relative folder is
+  // relative to the working directory.
+  std::filesystem::path dir = "data/listops";
+  std::string train_file = "basic_train.tsv";
+  std::string valid_file = "basic_val.tsv";
+  std::string test_file = "basic_test.tsv";
+  TokenizerKind tokenizer = TokenizerKind::listops;
+  // word: vocabulary file (built from the train file and written to the run
+  // directory when empty); sentencepiece: the .model file (required).
+  // Relative to the working directory; may use `${TOPKFORMER_DATA}`.
+  std::string vocab;
+  std::int64_t vocab_min_count = 1;  // word: rarer words become <unk>
+  // Classifiers: most tokens per text (CLS included); lm: the training block length.
+  std::int64_t max_length = 2000;
+  bool skip_bad_lines = false;          // skip (and count) malformed lines instead of failing
+  std::int64_t max_train_examples = 0;  // use only the first N training examples; 0: all
+  std::int64_t max_eval_examples = 0;   // the same for valid/test; 0: all
+  // lm: folder of token caches; empty: RUN/cache.
+  std::string cache_dir;
+
+  std::filesystem::path directory() const;   // expand_path(dir)
+  std::filesystem::path train_path() const;  // split_path("train")
+  // directory() / the split's file; split is train|valid|test (else an Error).
+  std::filesystem::path split_path(const std::string& split) const;
+};
+
+struct OptimizerConfig {
+  OptimizerKind kind = OptimizerKind::adamw;
+  double learning_rate = 1e-3;                    // the schedule's base rate
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adamw
+  double momentum = 0.9;                          // sgd
+  double weight_decay = 0.0;
+  std::vector<std::string> no_decay = {"*.bias", "*norm*"};
+  double clip_norm = 1.0;  // global gradient norm limit; 0: no clipping (still measured)
+
+  optim::AdamWOptions adamw() const;
+  optim::SgdOptions sgd() const;
+};
+
+struct ScheduleConfig {
+  optim::ScheduleKind kind = optim::ScheduleKind::constant;
+  std::int64_t warmup_steps = 0;
+  std::int64_t total_steps = 0;  // cosine/linear decay end; 0: train.steps
+  double min_learning_rate = 0.0;
+};
+
+struct LoopConfig {
+  std::int64_t steps = 1000;      // optimizer updates
+  std::int64_t batch_size = 32;   // examples (lm: blocks) per update
+  std::int64_t accumulation = 1;  // micro-batches each update is split into (divides batch_size)
+  std::int64_t log_every = 10;
+  std::int64_t eval_every = 0;  // 0: only at the end
+  std::int64_t save_every = 0;  // 0: only at the end
+  std::int64_t keep_last = 3;   // step checkpoints kept (the best one is kept besides)
+  double label_smoothing = 0.0;
+  std::string best_metric = "auto";  // accuracy|loss|perplexity; auto: accuracy or perplexity
+  std::int64_t early_stopping = 0;   // stop after N evaluations without improvement; 0: never
+  std::int64_t max_bad_steps = 5;    // consecutive NaN/Inf steps skipped before the run stops
+};
+
+struct EvalConfig {
+  std::int64_t batch_size = 32;
+  std::int64_t segment_length = 1024;  // lm: tokens per non-overlapping evaluation segment
+  std::int64_t max_batches = 0;        // evaluations during training stop after N batches; 0: all
+  std::string split = "valid";         // the split evaluated during training
+};
+
+struct RuntimeConfig {
+  std::string device = "cpu";        // cpu|cuda (cuda needs a build with the CUDA backend)
+  std::int64_t threads = 0;          // CPU threads; 0: all cores
+  std::uint64_t seed = 0;            // initialisation, dropout and data order
+  std::string precision = "f32";     // f32|bf16 (bf16 needs device cuda)
+  std::string distributed = "none";  // none|mpi|nccl (nccl needs device cuda)
+};
+
+struct Config {
+  // model.* and the attention/feedforward sections, as the models take them.
+  // model.vocab_size is filled in from the tokenizer, model.seed from
+  // runtime.seed, model.num_classes from the task. model.max_length 0 (the
+  // default) means data.max_length (lm: eval.segment_length when longer):
+  // the trainer resolves it, the config keeps the 0.
+  models::ModelConfig model = [] {
+    models::ModelConfig defaults;
+    defaults.max_length = 0;
+    return defaults;
+  }();
+  DataConfig data;
+  OptimizerConfig optimizer;
+  ScheduleConfig schedule;
+  LoopConfig train;
+  EvalConfig eval;
+  RuntimeConfig runtime;
+  std::string source;  // the file it was read from (for messages)
+
+  optim::ScheduleOptions schedule_options() const;  // with base rate and total steps resolved
+};
+
+// Reads `file`, applies `overrides` (each `section.key=value`, the value
+// parsed as YAML, so `--set optimizer.no_decay=[a,b]` works) in order and
+// validates the result. Errors name the file, the line where known and the key.
+Config load_config(const std::filesystem::path& file,
+                   const std::vector<std::string>& overrides = {});
+// The same from YAML text; `source` names it in messages.
+Config parse_config(const std::string& yaml, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+// Checks every value's range and the rules between keys (model.heads divides
+// model.d_model, ...) of a config built or changed in code; errors name
+// config.source. load_config and parse_config already do this.
+void validate(const Config& config);
+// Every key with its effective value, sections and keys in schema order: what
+// `topkformer config` prints, what RUN/config.yaml and every checkpoint hold.
+// parse_config(to_yaml(c), ...) gives c back.
+std::string to_yaml(const Config& config);
+// 64-bit FNV-1a of to_yaml(config) as 16 hex digits: state.yaml records it.
+std::string config_hash(const Config& config);
+// The Markdown tables of every key (type, default, meaning), one per section,
+// that docs/config.md holds verbatim (a test keeps them in sync).
+std::string schema_markdown();
+
+}  // namespace topkformer::train

@@ -1,0 +1,95 @@
+// A task is a model together with the data it learns from: it draws training
+// batches, computes their loss and evaluates a split. The trainer runs any
+// task the same way; make_task builds the one a config names.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "topkformer/autograd/grad_mode.h"
+#include "topkformer/data/batcher.h"
+#include "topkformer/nn/module.h"
+#include "topkformer/train/config.h"
+
+namespace topkformer::train {
+
+struct EvalResult {
+  std::string split;
+  double loss = 0.0;               // mean per example (classifiers) or per predicted token (lm)
+  std::optional<double> accuracy;  // classifiers
+  std::optional<double>
+      majority_baseline;             // classifiers: accuracy of always guessing the commonest label
+  std::optional<double> perplexity;  // lm: exp(loss)
+  std::int64_t examples = 0;         // evaluated examples (lm: segments)
+  std::int64_t tokens = 0;           // tokens read (lm: tokens predicted)
+  double seconds = 0.0;
+
+  // accuracy, loss or perplexity; throws when this result has no such metric.
+  double metric(const std::string& name) const;
+};
+
+// Whether a larger value of the metric is better (accuracy) or a smaller (loss, perplexity).
+bool higher_is_better(const std::string& metric);
+
+// The examples and tokens (real ones, padding excluded) of one training batch.
+struct BatchCounts {
+  std::int64_t examples = 0;
+  std::int64_t tokens = 0;
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual nn::Module& model() = 0;
+
+  // Draws the train.batch_size examples of the next update as `parts` equal
+  // micro-batches (train.accumulation).
+  virtual BatchCounts draw_batch(std::int64_t parts) = 0;
+  // The mean loss over micro-batch `part` of the drawn batch: a differentiable scalar.
+  virtual Tensor micro_batch_loss(std::int64_t part, double label_smoothing) = 0;
+
+  // Where the training data continues (saved in checkpoints). The training
+  // split is read when one of these or draw_batch is first called.
+  data::BatcherState data_state() { return training_sampler().state(); }
+  void set_data_state(data::BatcherState state) { training_sampler().set_state(state); }
+  // Epochs done, with the current one as a fraction.
+  double epochs();
+
+  // Loss and task metrics over `split` (valid|test) in evaluation mode,
+  // without recording gradients; at most max_batches batches when > 0.
+  virtual EvalResult evaluate(const std::string& split, std::int64_t batch_size,
+                              std::int64_t max_batches) = 0;
+  // The metric `train.best_metric: auto` means: accuracy or perplexity.
+  virtual std::string default_metric() const = 0;
+
+ protected:
+  // The order of the training split's examples (the split is read on first call).
+  virtual data::BatchSampler& training_sampler() = 0;
+};
+
+// Evaluation mode for as long as it lives: no gradients recorded, dropout
+// off; training mode again afterwards.
+class EvaluationScope {
+ public:
+  explicit EvaluationScope(nn::Module& model) : model_(model) { model_.train(false); }
+  ~EvaluationScope() { model_.train(true); }
+  EvaluationScope(const EvaluationScope&) = delete;
+  EvaluationScope& operator=(const EvaluationScope&) = delete;
+
+ private:
+  autograd::NoGradGuard no_grad_;
+  nn::Module& model_;
+};
+
+// The model and data a config describes. The model's weights are initialised
+// from runtime.seed.
+std::unique_ptr<Task> make_task(const Config& config);
+
+// The model config with what the task and data decide filled in: vocabulary
+// size, classes, seed and (when model.max_length is 0) the longest sequence
+// it must read.
+models::ModelConfig resolved_model_config(const Config& config, std::int64_t vocab_size);
+
+}  // namespace topkformer::train

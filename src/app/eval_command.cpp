@@ -1,0 +1,93 @@
+// `topkformer eval`: evaluates a checkpoint on a split. The config defaults to
+// the one saved in the checkpoint; --set may swap the attention or
+// feed-forward variant (the weights are the same whatever the variant), e.g.
+// evaluate a model trained with vanilla attention using top-k attention.
+#include <fstream>
+#include <iostream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "app/commands.h"
+#include "app/config_options.h"
+#include "topkformer/core/error.h"
+#include "topkformer/train/checkpoint.h"
+#include "topkformer/train/trainer.h"
+
+namespace topkformer::app {
+namespace {
+
+struct EvalCommandOptions {
+  ConfigOptions config;
+  std::string checkpoint;
+  std::string split = "valid";
+  std::string output;
+};
+
+// A checkpoint folder, or a run directory: its best checkpoint, else its newest valid one.
+std::filesystem::path checkpoint_folder(const std::filesystem::path& path) {
+  const std::filesystem::path checkpoints = path / "checkpoints";
+  if (!std::filesystem::is_directory(checkpoints)) return path;
+  if (std::filesystem::exists(checkpoints / "best")) {
+    return std::filesystem::canonical(checkpoints / "best");
+  }
+  const auto latest = train::latest_checkpoint(checkpoints);
+  TKF_CHECK(latest.has_value(), checkpoints.string(), ": no valid checkpoint");
+  return *latest;
+}
+
+// RUN/eval.jsonl for RUN/checkpoints/step_N, else beside the checkpoint.
+std::filesystem::path default_output(const std::filesystem::path& checkpoint) {
+  const std::filesystem::path parent = checkpoint.parent_path();
+  const std::filesystem::path run =
+      parent.filename() == "checkpoints" ? parent.parent_path() : parent;
+  return run / "eval.jsonl";
+}
+
+void run(const EvalCommandOptions& options) {
+  const std::filesystem::path checkpoint = checkpoint_folder(options.checkpoint);
+  ConfigOptions config_options = options.config;
+  if (config_options.file.empty()) config_options.file = (checkpoint / "config.yaml").string();
+  const train::Config config = config_options.load();
+  const train::EvalResult result = train::evaluate_checkpoint(config, checkpoint, options.split);
+
+  nlohmann::json line = nlohmann::json::parse(
+      train::to_json_line(result, train::read_training_state(checkpoint).step));
+  line["checkpoint"] = checkpoint.string();
+  line["attention"] = attention::attention_kind_name(config.model.transformer.attention.kind);
+  line["feedforward"] = nn::feed_forward_kind_name(config.model.transformer.feed_forward.kind);
+  line["overrides"] = options.config.overrides;
+  const std::filesystem::path output =
+      options.output.empty() ? default_output(checkpoint) : std::filesystem::path(options.output);
+  std::ofstream(output, std::ios::app) << line.dump() << '\n';
+
+  std::cout << options.split << " loss " << result.loss;
+  if (result.accuracy) {
+    std::cout << "  accuracy " << *result.accuracy << "  (majority-class baseline "
+              << *result.majority_baseline << ")";
+  }
+  if (result.perplexity) std::cout << "  perplexity " << *result.perplexity;
+  std::cout << "  [" << result.examples << " examples, " << result.seconds << " s]\n"
+            << line.dump(2) << "\nappended to " << output.string() << '\n';
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto options = std::make_shared<EvalCommandOptions>();
+  CLI::App* command = app.add_subcommand("eval", "Evaluate a checkpoint (accuracy, perplexity)");
+  add_config_options(command, options->config, /*optional=*/true);
+  command
+      ->add_option("--checkpoint", options->checkpoint,
+                   "Checkpoint folder, or a run directory (its best, else newest, checkpoint)")
+      ->required()
+      ->check(CLI::ExistingDirectory);
+  command->add_option("--split", options->split, "Split to evaluate")
+      ->check(CLI::IsMember({"valid", "test"}))
+      ->capture_default_str();
+  command->add_option("--output", options->output,
+                      "JSON lines file the result is appended to (default RUN/eval.jsonl)");
+  command->callback([options] { run(*options); });
+}
+
+}  // namespace topkformer::app

@@ -1,0 +1,67 @@
+// `topkformer train`: trains from a config into a run directory. SIGINT and
+// SIGTERM finish the current step, save a checkpoint and exit 0, so that
+// `--resume auto` continues exactly; a second signal exits at once.
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <memory>
+
+#include <spdlog/spdlog.h>
+
+#include "app/commands.h"
+#include "app/config_options.h"
+#include "topkformer/train/trainer.h"
+
+namespace topkformer::app {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void request_stop(int signal_number) {
+  if (stop_requested.exchange(true)) std::_Exit(128 + signal_number);
+}
+
+struct TrainCommandOptions {
+  ConfigOptions config;
+  std::string run_dir;
+  std::string resume;
+};
+
+void run(const TrainCommandOptions& options) {
+  const train::Config config = options.config.load();
+  train::TrainOptions train_options;
+  train_options.run_dir =
+      options.run_dir.empty()
+          ? std::filesystem::path("runs") / std::filesystem::path(options.config.file).stem()
+          : std::filesystem::path(options.run_dir);
+  train_options.resume = options.resume;
+  train_options.stop_requested = &stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  const train::TrainSummary summary = train::run_training(config, train_options);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+  if (summary.interrupted) {
+    spdlog::info("interrupted at step {}: continue with --resume auto", summary.last_step);
+  } else if (summary.best_metric) {
+    spdlog::info("done at step {}; best {} {:.4f}; last checkpoint {}", summary.last_step,
+                 summary.metric, *summary.best_metric, summary.last_checkpoint.string());
+  }
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app) {
+  auto options = std::make_shared<TrainCommandOptions>();
+  CLI::App* command = app.add_subcommand("train", "Train a model from a config");
+  add_config_options(command, options->config);
+  command->add_option("--run-dir", options->run_dir,
+                      "Run directory for config, logs, metrics and checkpoints "
+                      "(default runs/<config name>)");
+  command->add_option("--resume", options->resume,
+                      "auto: continue from the newest valid checkpoint of the run directory "
+                      "(or start); or a checkpoint folder");
+  command->callback([options] { run(*options); });
+}
+
+}  // namespace topkformer::app

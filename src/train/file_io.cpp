@@ -1,0 +1,102 @@
+#include "train/file_io.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <utility>
+
+#include "topkformer/core/error.h"
+
+namespace topkformer::train::detail {
+
+void Fnv1a64::update(const void* bytes, std::size_t count) {
+  constexpr std::uint64_t prime = 0x100000001b3ull;
+  const auto* byte = static_cast<const unsigned char*>(bytes);
+  std::uint64_t state = state_;
+  for (std::size_t i = 0; i < count; ++i) state = (state ^ byte[i]) * prime;
+  state_ = state;
+}
+
+std::uint64_t fnv1a64(const void* bytes, std::size_t count) {
+  Fnv1a64 hash;
+  hash.update(bytes, count);
+  return hash.value();
+}
+
+std::string hex64(std::uint64_t value) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text(16, '0');
+  for (int i = 15; i >= 0; --i, value >>= 4) text[static_cast<std::size_t>(i)] = digits[value & 15];
+  return text;
+}
+
+namespace {
+// "cannot <what> '<path>': <the errno message>", read before anything else can change errno.
+Error os_error(const char* what, const std::filesystem::path& path) {
+  const int code = errno;
+  return Error(std::string("cannot ") + what + " '" + path.string() + "': " + std::strerror(code));
+}
+}  // namespace
+
+SyncedFile::SyncedFile(std::filesystem::path path) : path_(std::move(path)) {
+  descriptor_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (descriptor_ < 0) throw os_error("create", path_);
+}
+
+SyncedFile::~SyncedFile() {
+  if (descriptor_ >= 0) ::close(descriptor_);
+}
+
+void SyncedFile::write(const void* bytes, std::size_t count) {
+  TKF_CHECK(descriptor_ >= 0, "SyncedFile: '", path_.string(), "' is closed");
+  const auto* next = static_cast<const char*>(bytes);
+  // write() may take less than asked (large counts, signals): loop until done.
+  while (count > 0) {
+    const ::ssize_t written = ::write(descriptor_, next, count);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      throw os_error("write", path_);
+    }
+    next += written;
+    count -= static_cast<std::size_t>(written);
+  }
+}
+
+void SyncedFile::sync_and_close() {
+  TKF_CHECK(descriptor_ >= 0, "SyncedFile: '", path_.string(), "' is closed");
+  if (::fsync(descriptor_) != 0) throw os_error("flush (fsync)", path_);
+  const int descriptor = std::exchange(descriptor_, -1);
+  // close() can report a deferred write error (e.g. on network file systems).
+  if (::close(descriptor) != 0) throw os_error("close", path_);
+}
+
+void write_file_synced(const std::filesystem::path& path, std::string_view bytes) {
+  SyncedFile file(path);
+  file.write(bytes.data(), bytes.size());
+  file.sync_and_close();
+}
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw os_error("open", path);
+  std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw os_error("read", path);
+  return bytes;
+}
+
+void sync_directory(const std::filesystem::path& path) {
+  const int descriptor = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (descriptor < 0) throw os_error("open the folder", path);
+  if (::fsync(descriptor) != 0) {
+    const Error error = os_error("flush (fsync) the folder", path);
+    ::close(descriptor);
+    throw error;
+  }
+  ::close(descriptor);
+}
+
+}  // namespace topkformer::train::detail

@@ -1,0 +1,55 @@
+// Durable file output and the checksum shared by the safetensors and
+// checkpoint code (private to src/train).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace topkformer::train::detail {
+
+// FNV-1a, 64 bits (docs/checkpoints.md says why this hash). Feeding the bytes
+// in pieces gives the same value as feeding them at once.
+class Fnv1a64 {
+ public:
+  static constexpr std::string_view name = "fnv1a64";
+  void update(const void* bytes, std::size_t count);
+  std::uint64_t value() const { return state_; }
+
+ private:
+  std::uint64_t state_ = 0xcbf29ce484222325ull;  // the FNV-1 64-bit offset basis
+};
+
+std::uint64_t fnv1a64(const void* bytes, std::size_t count);
+// 16 lowercase hex digits, zero padded: the form stored in files and compared
+// byte for byte (so a flipped case bit in a digit is caught too).
+std::string hex64(std::uint64_t value);
+
+// A file written with POSIX calls so that sync_and_close() really reaches the
+// disk (fsync) before a checkpoint is renamed into place. Errors name the path.
+// A file not closed by sync_and_close() is closed (not synced) on destruction.
+class SyncedFile {
+ public:
+  explicit SyncedFile(std::filesystem::path path);  // creates or truncates
+  SyncedFile(const SyncedFile&) = delete;
+  SyncedFile& operator=(const SyncedFile&) = delete;
+  ~SyncedFile();
+
+  void write(const void* bytes, std::size_t count);
+  void sync_and_close();
+
+ private:
+  std::filesystem::path path_;
+  int descriptor_ = -1;
+};
+
+// Writes `bytes` to `path` and fsyncs it.
+void write_file_synced(const std::filesystem::path& path, std::string_view bytes);
+// Reads a whole (small) file; errors name the path.
+std::string read_file(const std::filesystem::path& path);
+// fsync on a folder: makes the creation, renaming and deletion of its entries durable.
+void sync_directory(const std::filesystem::path& path);
+
+}  // namespace topkformer::train::detail

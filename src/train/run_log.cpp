@@ -1,0 +1,46 @@
+#include "run_log.h"
+
+#include <cmath>
+#include <cstdio>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+
+#include "topkformer/core/error.h"
+
+namespace topkformer::train {
+
+RunLog::RunLog(const std::filesystem::path& run_dir, bool console)
+    : previous_(spdlog::default_logger()) {
+  std::vector<spdlog::sink_ptr> sinks;
+  if (console) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
+  sinks.push_back(
+      std::make_shared<spdlog::sinks::basic_file_sink_mt>((run_dir / "train.log").string()));
+  auto logger = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+
+  const std::filesystem::path metrics_path = run_dir / "metrics.jsonl";
+  metrics_.open(metrics_path, std::ios::app);
+  TKF_CHECK(metrics_.good(), metrics_path.string(), ": cannot open for writing");
+}
+
+RunLog::~RunLog() {
+  spdlog::set_default_logger(previous_);
+}
+
+void RunLog::metrics(const nlohmann::json& line) {
+  metrics_ << line.dump() << '\n';
+  metrics_.flush();
+}
+
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const auto total = static_cast<long long>(std::llround(seconds));
+  char text[32];
+  std::snprintf(text, sizeof text, "%lld:%02lld:%02lld", total / 3600, total / 60 % 60, total % 60);
+  return text;
+}
+
+}  // namespace topkformer::train

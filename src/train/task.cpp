@@ -1,0 +1,62 @@
+#include "topkformer/train/task.h"
+
+#include <algorithm>
+
+#include "language_model_task.h"
+#include "supervised_task.h"
+#include "task_data.h"
+#include "topkformer/core/error.h"
+
+namespace topkformer::train {
+
+double EvalResult::metric(const std::string& name) const {
+  const std::optional<double> value = name == "loss"         ? std::optional<double>(loss)
+                                      : name == "accuracy"   ? accuracy
+                                      : name == "perplexity" ? perplexity
+                                                             : std::nullopt;
+  TKF_CHECK(value.has_value(), "evaluation of the ", split, " split has no metric '", name, "'");
+  return *value;
+}
+
+double Task::epochs() {
+  const data::BatchSampler& sampler = training_sampler();
+  const data::BatcherState state = sampler.state();
+  return double(state.epoch) + double(state.position) / double(sampler.dataset_size());
+}
+
+bool higher_is_better(const std::string& metric) {
+  return metric == "accuracy";
+}
+
+models::ModelConfig resolved_model_config(const Config& config, std::int64_t vocab_size) {
+  models::ModelConfig model = config.model;
+  model.vocab_size = vocab_size;
+  model.seed = config.runtime.seed;
+  // ListOps values are the digits 0-9; the text and retrieval labels are 0 or 1
+  // (the readers check them).
+  model.num_classes = config.data.task == TaskKind::listops ? 10 : 2;
+  if (model.max_length == 0) {
+    model.max_length = config.data.max_length;
+    // The language model reads evaluation segments too, which may be longer.
+    if (config.data.task == TaskKind::lm) {
+      model.max_length = std::max(model.max_length, config.eval.segment_length);
+    }
+  }
+  return model;
+}
+
+std::unique_ptr<Task> make_task(const Config& config) {
+  std::unique_ptr<data::Tokenizer> tokenizer = make_tokenizer(config.data);
+  switch (config.data.task) {
+    case TaskKind::listops:
+    case TaskKind::text:
+      return make_classification_task(config, std::move(tokenizer));
+    case TaskKind::retrieval:
+      return make_retrieval_task(config, std::move(tokenizer));
+    case TaskKind::lm:
+      return make_language_model_task(config, std::move(tokenizer));
+  }
+  throw Error("make_task: unknown task kind");
+}
+
+}  // namespace topkformer::train

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The train/eval/config commands end to end, as a user runs them:
+#   - `config` prints the effective config and rejects a bad key with its location;
+#   - SIGINT during `train` saves a checkpoint and exits 0, and `--resume auto`
+#     then finishes the run;
+#   - `eval` of the run, with the trained variant and a swapped one, prints the
+#     metrics and appends them to RUN/eval.jsonl.
+# Usage: test_train_cli.sh TOPKFORMER_BINARY SOURCE_DIR
+set -euo pipefail
+tool=$1
+source_dir=$2
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$tool" data listops --out "$work/data" --train 256 --val 32 --test 32 \
+  --min-length 4 --max-length 40 --max-depth 3 >/dev/null
+config=$source_dir/configs/tests/listops_tiny.yaml
+sets=(--set "data.dir=$work/data" --set runtime.threads=1)
+
+"$tool" config --config "$config" "${sets[@]}" --set attention.k=5 | grep -q "^  k: 5$" ||
+  fail "config does not print the override"
+if "$tool" config --config "$config" --set attention.kind=topK 2>"$work/error"; then
+  fail "config accepted attention.kind=topK"
+fi
+grep -q "attention.kind" "$work/error" || fail "the error does not name the key: $(cat "$work/error")"
+
+# A run long enough to be interrupted: stop it after its first log line.
+run=$work/run
+"$tool" train --config "$config" "${sets[@]}" --set train.steps=100000 --set train.log_every=1 \
+  --set train.save_every=0 --set train.eval_every=0 --run-dir "$run" >"$work/train.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do
+  grep -q "step 2/" "$run/train.log" 2>/dev/null && break
+  sleep 0.1
+done
+kill -INT "$pid"
+status=0
+wait "$pid" || status=$?
+[[ $status -eq 0 ]] || fail "train exited with $status after SIGINT: $(tail -5 "$work/train.out")"
+grep -q "stop requested" "$run/train.log" || fail "no stop message in train.log"
+ls "$run/checkpoints" | grep -q "^step_" || fail "no checkpoint after SIGINT"
+stopped_at=$(ls "$run/checkpoints" | grep "^step_" | sort | tail -1)
+
+"$tool" train --config "$config" "${sets[@]}" --set train.steps=$((10#${stopped_at#step_} + 3)) \
+  --run-dir "$run" --resume auto >"$work/resume.out" 2>&1 ||
+  fail "resume failed: $(tail -5 "$work/resume.out")"
+grep -q "resumed from .*$stopped_at" "$run/train.log" || fail "did not resume from $stopped_at"
+
+"$tool" eval --checkpoint "$run" --split test >"$work/eval.out" || fail "eval failed"
+grep -q "accuracy" "$work/eval.out" || fail "eval printed no accuracy"
+"$tool" eval --checkpoint "$run" --split test --set attention.kind=vanilla >"$work/eval2.out" ||
+  fail "eval with vanilla attention failed"
+[[ $(wc -l <"$run/eval.jsonl") -eq 2 ]] || fail "eval.jsonl should hold two lines"
+grep -q '"attention":"vanilla"' "$run/eval.jsonl" || fail "eval.jsonl does not record the variant"
+echo "PASS"

@@ -1,0 +1,270 @@
+// End-to-end training on tiny configs (configs/tests/): every task trains and
+// its loss falls, a stopped and resumed run equals an uninterrupted one bit for
+// bit, NaN steps are skipped and then stop the run, and a checkpoint evaluates
+// with another attention variant than it was trained with.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <numeric>
+
+#include "../data/temporary_folder.h"
+#include "topkformer/core/error.h"
+#include "topkformer/data/data_root.h"
+#include "topkformer/data/listops.h"
+#include "topkformer/train/checkpoint.h"
+#include "topkformer/train/safetensors.h"
+#include "topkformer/train/trainer.h"
+
+namespace topkformer::train {
+namespace {
+
+class TrainerTest : public testing::TemporaryFolderTest {
+ protected:
+  // configs/tests/NAME.yaml with `overrides` applied after the test's own.
+  Config tiny_config(const std::string& name, std::vector<std::string> overrides = {}) const {
+    overrides.insert(overrides.begin(), "runtime.threads=1");
+    return load_config(data::project_root() / "configs" / "tests" / (name + ".yaml"), overrides);
+  }
+
+  // The ListOps tiny config reading short generated expressions from the test's folder.
+  Config listops_config(std::vector<std::string> overrides = {}) {
+    const std::filesystem::path dir = directory() / "listops";
+    if (!std::filesystem::exists(dir / "basic_test.tsv")) {
+      data::ListOpsOptions options;
+      options.min_length = 4;
+      options.max_length = 40;
+      options.max_depth = 3;
+      data::write_listops_splits(dir, 5, {64, 32, 32}, options);
+    }
+    overrides.insert(overrides.begin(), "data.dir=" + dir.string());
+    return tiny_config("listops_tiny", overrides);
+  }
+
+  TrainOptions options(const std::string& run, const std::string& resume = "") const {
+    TrainOptions result;
+    result.run_dir = directory() / run;
+    result.resume = resume;
+    result.log_to_console = false;
+    return result;
+  }
+};
+
+double mean(const std::vector<double>& values, std::size_t first, std::size_t count) {
+  return std::accumulate(values.begin() + std::ptrdiff_t(first),
+                         values.begin() + std::ptrdiff_t(first + count), 0.0) /
+         double(count);
+}
+
+// Trains `config` for 40 steps and expects the mean loss of the last 8 steps
+// clearly below that of the first 8 (the `learning` overrides make the
+// training set small enough to learn that fast).
+void expect_loss_falls(const Config& config, const TrainOptions& options) {
+  const TrainSummary summary = run_training(config, options);
+  ASSERT_EQ(summary.losses.size(), 40u);
+  const double first = mean(summary.losses, 0, 8), last = mean(summary.losses, 32, 8);
+  EXPECT_LT(last, 0.85 * first) << "first steps " << first << ", last steps " << last;
+  ASSERT_TRUE(summary.last_eval.has_value());
+  EXPECT_TRUE(std::isfinite(summary.last_eval->loss));
+}
+
+const std::vector<std::string> forty_steps = {
+    "train.steps=40",      "train.eval_every=0",         "train.save_every=0",
+    "train.log_every=10",  "data.max_train_examples=16", "model.dropout=0",
+    "attention.dropout=0", "schedule.kind=constant",     "schedule.warmup_steps=0"};
+
+TEST_F(TrainerTest, ListOpsClassifierLearns) {
+  expect_loss_falls(listops_config(forty_steps), options("run"));
+}
+
+TEST_F(TrainerTest, ImdbClassifierLearns) {
+  TKF_SKIP_UNLESS_DATA_FILE(data::data_file("imdb/train.tsv"));
+  expect_loss_falls(tiny_config("imdb_tiny", forty_steps), options("run"));
+}
+
+TEST_F(TrainerTest, WikiTextLanguageModelLearns) {
+  TKF_SKIP_UNLESS_DATA_FILE(data::data_file("wikitext-103/wiki.train.prefix.tokens"));
+  std::vector<std::string> overrides = forty_steps;
+  overrides.push_back("data.cache_dir=" + (directory() / "cache").string());
+  const Config config = tiny_config("wikitext_tiny", overrides);
+  expect_loss_falls(config, options("run"));
+  const EvalResult result = evaluate_checkpoint(
+      config, directory() / "run" / "checkpoints" / checkpoint_name(40), "test");
+  ASSERT_TRUE(result.perplexity.has_value());
+  EXPECT_NEAR(*result.perplexity, std::exp(result.loss), 1e-9 * *result.perplexity);
+  EXPECT_EQ(result.examples, 16);  // data.max_eval_examples segments
+  EXPECT_EQ(result.tokens, 16 * 64);
+}
+
+// Pairs of byte strings in the official AAN format: label 1 when both texts
+// are made of the same letter.
+void write_aan_split(const std::filesystem::path& path, int pairs, int seed) {
+  std::ofstream out(path, std::ios::binary);
+  for (int i = 0; i < pairs; ++i) {
+    const char first = char('a' + (i * 7 + seed) % 4), second = char('a' + (i * 3 + seed) % 4);
+    out << (first == second ? "1" : "0") << "\tid" << i << "\tid" << i + 1 << '\t'
+        << std::string(std::size_t(8 + i % 5), first) << " text\t"
+        << std::string(std::size_t(6 + i % 3), second) << " other\n";
+  }
+}
+
+TEST_F(TrainerTest, AanDualEncoderLearns) {
+  const std::filesystem::path dir = directory() / "aan";
+  std::filesystem::create_directories(dir);
+  write_aan_split(dir / "new_aan_pairs.train.tsv", 64, 0);
+  write_aan_split(dir / "new_aan_pairs.eval.tsv", 16, 1);
+  write_aan_split(dir / "new_aan_pairs.test.tsv", 16, 2);
+  std::vector<std::string> overrides = forty_steps;
+  overrides.push_back("data.dir=" + dir.string());
+  expect_loss_falls(tiny_config("aan_tiny", overrides), options("run"));
+}
+
+std::vector<std::vector<float>> model_weights(const std::filesystem::path& checkpoint) {
+  std::vector<std::vector<float>> weights;
+  for (const auto& [name, tensor] : read_safetensors(checkpoint / "model.safetensors").tensors) {
+    if (tensor.dtype() == DType::f32) weights.push_back(tensor.to_vector<float>());
+  }
+  return weights;
+}
+
+// Point 4 of the trainer issue: 2N steps in one go equal N steps, stopped,
+// and N more after resuming; losses and weights bit for bit. Dropout is on,
+// so the dropout stream must be restored as well as the data position.
+TEST_F(TrainerTest, ResumeIsBitExact) {
+  const std::vector<std::string> loop = {"train.eval_every=3", "train.save_every=3",
+                                         "train.keep_last=1"};
+  auto with_steps = [&](int steps) {
+    std::vector<std::string> overrides = loop;
+    overrides.push_back("train.steps=" + std::to_string(steps));
+    return listops_config(overrides);
+  };
+  const TrainSummary whole = run_training(with_steps(12), options("whole"));
+  const TrainSummary first_half = run_training(with_steps(6), options("split"));
+  const TrainSummary second_half = run_training(with_steps(12), options("split", "auto"));
+  ASSERT_EQ(whole.losses.size(), 12u);
+  ASSERT_EQ(first_half.losses.size(), 6u);
+  ASSERT_EQ(second_half.first_step, 7);
+  ASSERT_EQ(second_half.losses.size(), 6u);
+  for (std::size_t step = 0; step < 6; ++step) {
+    EXPECT_EQ(whole.losses[step], first_half.losses[step]) << "step " << step + 1;
+    EXPECT_EQ(whole.losses[6 + step], second_half.losses[step]) << "step " << step + 7;
+  }
+  EXPECT_EQ(model_weights(whole.last_checkpoint), model_weights(second_half.last_checkpoint));
+  EXPECT_EQ(read_training_state(whole.last_checkpoint).rng,
+            read_training_state(second_half.last_checkpoint).rng);
+}
+
+TEST_F(TrainerTest, NewRunRefusesToOverwriteCheckpoints) {
+  const Config config = listops_config({"train.steps=2"});
+  run_training(config, options("run"));
+  try {
+    run_training(config, options("run"));
+    FAIL() << "expected an error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("already holds checkpoints"), std::string::npos)
+        << error.what();
+  }
+  // With --resume auto the finished run has nothing left to do.
+  const TrainSummary again = run_training(config, options("run", "auto"));
+  EXPECT_TRUE(again.losses.empty());
+  EXPECT_EQ(again.last_step, 2);
+}
+
+TEST_F(TrainerTest, GradientAccumulationMatchesOneBatch) {
+  const std::vector<std::string> common = {"train.steps=3", "model.dropout=0",
+                                           "attention.dropout=0", "optimizer.clip_norm=0"};
+  std::vector<std::string> accumulated = common;
+  accumulated.push_back("train.accumulation=4");
+  const TrainSummary whole = run_training(listops_config(common), options("whole"));
+  const TrainSummary parts = run_training(listops_config(accumulated), options("parts"));
+  for (std::size_t step = 0; step < 3; ++step) {
+    EXPECT_NEAR(whole.losses[step], parts.losses[step], 1e-5) << "step " << step + 1;
+  }
+  const auto a = model_weights(whole.last_checkpoint), b = model_weights(parts.last_checkpoint);
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t t = 0; t < a.size(); ++t) {
+    for (std::size_t i = 0; i < a[t].size(); ++i) ASSERT_NEAR(a[t][i], b[t][i], 1e-4);
+  }
+}
+
+TEST_F(TrainerTest, NonFiniteStepsAreSkippedThenStopTheRun) {
+  // A rate this large makes the weights enormous after one update, so every
+  // later loss is NaN or Inf.
+  const Config config = listops_config({"optimizer.learning_rate=1e30", "optimizer.clip_norm=0",
+                                        "schedule.warmup_steps=0", "train.max_bad_steps=2",
+                                        "train.save_every=1", "schedule.kind=constant"});
+  try {
+    run_training(config, options("run"));
+    FAIL() << "expected the run to stop";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("3 steps in a row had a NaN or Inf loss"),
+              std::string::npos)
+        << error.what();
+  }
+  // The checkpoints written before are complete and hold finite weights.
+  const auto latest = latest_checkpoint(directory() / "run" / "checkpoints");
+  ASSERT_TRUE(latest.has_value());
+  for (const auto& weights : model_weights(*latest)) {
+    for (float value : weights) ASSERT_TRUE(std::isfinite(value));
+  }
+}
+
+TEST_F(TrainerTest, EarlyStoppingEndsARunThatStopsImproving) {
+  // At this rate the weights do not move, so no evaluation after the first improves.
+  const TrainSummary summary =
+      run_training(listops_config({"optimizer.learning_rate=1e-20", "train.eval_every=1",
+                                   "train.early_stopping=2", "train.save_every=0"}),
+                   options("run"));
+  EXPECT_TRUE(summary.stopped_early);
+  EXPECT_EQ(summary.last_step, 3);
+  EXPECT_EQ(summary.last_checkpoint.filename(), checkpoint_name(3));
+  EXPECT_EQ(read_training_state(summary.last_checkpoint).best_step, 1);
+}
+
+// The paper's plug-and-play claim: a model trained with vanilla attention
+// evaluates with top-k attention; with k at least the sequence length top-k
+// is exact, so the metrics agree with vanilla's.
+TEST_F(TrainerTest, EvaluateWithSwappedAttention) {
+  const Config trained = listops_config({"attention.kind=vanilla", "train.steps=4"});
+  const TrainSummary summary = run_training(trained, options("run"));
+  const EvalResult vanilla = evaluate_checkpoint(trained, summary.last_checkpoint, "test");
+  const EvalResult exact_topk = evaluate_checkpoint(
+      listops_config({"attention.kind=topk", "attention.k=64"}), summary.last_checkpoint, "test");
+  const EvalResult sparse_topk = evaluate_checkpoint(
+      listops_config({"attention.kind=topk", "attention.k=2"}), summary.last_checkpoint, "test");
+  const EvalResult performer = evaluate_checkpoint(listops_config({"attention.kind=performer"}),
+                                                   summary.last_checkpoint, "test");
+  EXPECT_NEAR(exact_topk.loss, vanilla.loss, 1e-5);
+  EXPECT_EQ(exact_topk.accuracy, vanilla.accuracy);
+  EXPECT_NE(sparse_topk.loss, vanilla.loss);
+  EXPECT_TRUE(std::isfinite(performer.loss));
+  EXPECT_EQ(vanilla.examples, 32);
+  ASSERT_TRUE(vanilla.majority_baseline.has_value());
+  EXPECT_GT(*vanilla.majority_baseline, 0.0);
+}
+
+TEST_F(TrainerTest, RunDirectoryHoldsConfigLogAndMetrics) {
+  const Config config = listops_config();
+  run_training(config, options("run"));
+  const std::filesystem::path run = directory() / "run";
+  std::ifstream config_file(run / "config.yaml");
+  const std::string written((std::istreambuf_iterator<char>(config_file)), {});
+  EXPECT_EQ(written, to_yaml(config));
+  std::ifstream metrics(run / "metrics.jsonl");
+  int train_lines = 0, eval_lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    train_lines += line.find("\"type\":\"train\"") != std::string::npos;
+    eval_lines += line.find("\"type\":\"eval\"") != std::string::npos;
+  }
+  EXPECT_EQ(train_lines, 6);  // log_every 2 of 12 steps
+  EXPECT_EQ(eval_lines, 3);   // eval_every 4
+  EXPECT_GT(std::filesystem::file_size(run / "train.log"), 0u);
+  // keep_last 2 of the saves at 4, 8 and 12, besides the best one.
+  const auto best = std::filesystem::read_symlink(run / "checkpoints" / "best");
+  EXPECT_TRUE(std::filesystem::exists(run / "checkpoints" / best));
+  EXPECT_TRUE(std::filesystem::exists(run / "checkpoints" / checkpoint_name(12)));
+  EXPECT_TRUE(std::filesystem::exists(run / "checkpoints" / checkpoint_name(8)));
+}
+
+}  // namespace
+}  // namespace topkformer::train
