@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "app/commands.h"
-#include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
+#include "topkformer/dist/communicator.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -27,9 +27,10 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     return app.exit(error);
-  } catch (const topkformer::Error& error) {
-    std::cerr << "error: " << error.what() << '\n';
-    return 1;
+  } catch (const std::exception& error) {
+    // In a job of several ranks this stops them all (a peer would otherwise
+    // wait forever in its next collective).
+    return topkformer::dist::report_failure(error.what());
   }
   return 0;
 }

@@ -36,11 +36,15 @@ void run(const TrainCommandOptions& options) {
           : std::filesystem::path(options.run_dir);
   train_options.resume = options.resume;
   train_options.stop_requested = &stop_requested;
+  const auto communicator = dist::make_communicator(
+      dist::choose_backend(config.runtime.distributed, config.runtime.device));
+  train_options.communicator = communicator.get();
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   const train::TrainSummary summary = train::run_training(config, train_options);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+  if (communicator->rank() != 0) return;
   if (summary.interrupted) {
     spdlog::info("interrupted at step {}: continue with --resume auto", summary.last_step);
   } else if (summary.best_metric) {

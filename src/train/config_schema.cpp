@@ -109,11 +109,13 @@ std::vector<Key> build_keys() {
           flag("skip_bad_lines", TKF_MEMBER(data.skip_bad_lines),
                "skip (and count) malformed lines instead of failing"),
           integer("max_train_examples", TKF_MEMBER(data.max_train_examples), at_least(0),
-                  "use only the first N training examples; 0: all"),
+                  "use only N training examples (spread evenly through the file; lm: the first N "
+                  "blocks); 0: all"),
           integer("max_eval_examples", TKF_MEMBER(data.max_eval_examples), at_least(0),
-                  "use only the first N validation and test examples; 0: all"),
-          text("cache_dir", TKF_MEMBER(data.cache_dir), {.path = true},
-               "lm: folder of the token caches; empty: RUN/cache"),
+                  "the same for validation and test (lm: the first N segments); 0: all"),
+          text(
+              "cache_dir", TKF_MEMBER(data.cache_dir), {.path = true},
+              "lm: folder of the token caches; empty: $TOPKFORMER_CACHE, else ~/.cache/topkformer"),
       });
   add(table, "optimizer",
       {
@@ -193,8 +195,10 @@ std::vector<Key> build_keys() {
                   "seed of the initialisation, dropout and data order"),
           choice("precision", TKF_MEMBER(runtime.precision), {"f32", "bf16"}, verbatim,
                  "f32, or bf16 mixed precision (device cuda only)"),
-          choice("distributed", TKF_MEMBER(runtime.distributed), {"none", "mpi", "nccl"}, verbatim,
-                 "data-parallel training across processes (nccl: device cuda only)"),
+          choice("distributed", TKF_MEMBER(runtime.distributed), {"auto", "single", "mpi", "nccl"},
+                 verbatim,
+                 "data-parallel backend: auto (mpi or nccl when started by an MPI launcher with "
+                 "several ranks, else single), single, mpi (CPU), nccl (device cuda)"),
       });
   return table;
 }

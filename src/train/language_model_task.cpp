@@ -44,9 +44,9 @@ class LanguageModelTask final : public Task {
 
   nn::Module& model() override { return *model_; }
 
-  BatchCounts draw_batch(std::int64_t parts) override {
+  BatchCounts draw_batch(std::int64_t parts, Shard shard) override {
     Training& training = this->training();
-    const std::vector<std::int64_t> drawn = training.sampler.next();
+    const std::vector<std::int64_t> drawn = shard.slice(training.sampler.next());
     const auto size = drawn.size() / std::size_t(parts);
     micro_batches_.clear();
     for (std::int64_t part = 0; part < parts; ++part) {
@@ -68,8 +68,8 @@ class LanguageModelTask final : public Task {
   // Perplexity as the paper measures it: the split cut into non-overlapping
   // segments of eval.segment_length, each read from its start, every token
   // after the first predicted once.
-  EvalResult evaluate(const std::string& split, std::int64_t batch_size,
-                      std::int64_t max_batches) override {
+  EvalResult evaluate(const std::string& split, std::int64_t batch_size, std::int64_t max_batches,
+                      Shard shard) override {
     const auto start = std::chrono::steady_clock::now();
     std::vector<data::LmExample> segments =
         data::lm_eval_segments(split_cache(split).ids(), config_.eval.segment_length);
@@ -79,29 +79,26 @@ class LanguageModelTask final : public Task {
     }
     EvalResult result;
     result.split = split;
-    double loss_sum = 0.0;
-    {
-      const EvaluationScope evaluation(*model_);
-      std::size_t first = 0;
-      for (std::int64_t batches = 0;
-           first < segments.size() && (max_batches <= 0 || batches < max_batches); ++batches) {
-        // Only the last segment may be shorter: it goes in a batch of its own.
-        std::size_t end = std::min(segments.size(), first + std::size_t(batch_size));
-        while (segments[end - 1].inputs.size() != segments[first].inputs.size()) --end;
+    result.per_token = true;
+    const EvaluationScope evaluation(*model_);
+    std::size_t first = 0;
+    for (std::int64_t batch_index = 0;
+         first < segments.size() && (max_batches <= 0 || batch_index < max_batches);
+         ++batch_index) {
+      // Only the last segment may be shorter: it goes in a batch of its own.
+      std::size_t end = std::min(segments.size(), first + std::size_t(batch_size));
+      while (segments[end - 1].inputs.size() != segments[first].inputs.size()) --end;
+      if (batch_index % shard.count == shard.index) {
         const LmBatch batch = collate(std::span(segments).subspan(first, end - first));
-        const double tokens = double(batch.targets.numel());
-        loss_sum +=
-            ops::cross_entropy(model_->forward(batch.inputs), batch.targets).item() * tokens;
+        const Tensor logits = model_->forward(batch.inputs);
+        result.loss_sum +=
+            ops::cross_entropy(logits, batch.targets).item() * double(batch.targets.numel());
         result.examples += std::int64_t(end - first);
         result.tokens += batch.targets.numel();
-        first = end;
       }
+      first = end;
     }
-    TKF_CHECK(result.tokens > 0, "evaluate: the ", split, " split has no tokens");
-    result.loss = loss_sum / double(result.tokens);
-    result.perplexity = std::exp(result.loss);
-    result.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    result.seconds = seconds_since(start);
     return result;
   }
 

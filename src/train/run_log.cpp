@@ -10,8 +10,16 @@
 
 namespace topkformer::train {
 
-RunLog::RunLog(const std::filesystem::path& run_dir, bool console)
+RunLog::RunLog(const std::filesystem::path& run_dir, bool console, int rank)
     : previous_(spdlog::default_logger()) {
+  if (rank != 0) {
+    auto logger = std::make_shared<spdlog::logger>(
+        "train", std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+    logger->set_pattern(fmt::format("[%Y-%m-%d %H:%M:%S] [rank {}] [%^%l%$] %v", rank));
+    logger->set_level(spdlog::level::warn);
+    spdlog::set_default_logger(logger);
+    return;
+  }
   std::vector<spdlog::sink_ptr> sinks;
   if (console) sinks.push_back(std::make_shared<spdlog::sinks::stdout_color_sink_mt>());
   sinks.push_back(
@@ -31,6 +39,7 @@ RunLog::~RunLog() {
 }
 
 void RunLog::metrics(const nlohmann::json& line) {
+  if (!metrics_.is_open()) return;
   metrics_ << line.dump() << '\n';
   metrics_.flush();
 }

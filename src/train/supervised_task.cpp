@@ -102,9 +102,9 @@ class SupervisedTask final : public Task {
 
   nn::Module& model() override { return *model_; }
 
-  BatchCounts draw_batch(std::int64_t parts) override {
+  BatchCounts draw_batch(std::int64_t parts, Shard shard) override {
     Training& training = this->training();
-    const std::vector<std::int64_t> drawn = training.sampler.next();
+    const std::vector<std::int64_t> drawn = shard.slice(training.sampler.next());
     const auto size = drawn.size() / std::size_t(parts);
     micro_batches_.clear();
     BatchCounts counts{static_cast<std::int64_t>(drawn.size()), 0};
@@ -121,39 +121,32 @@ class SupervisedTask final : public Task {
     return ops::cross_entropy(Kind::logits(*model_, batch), batch.labels, -100, label_smoothing);
   }
 
-  EvalResult evaluate(const std::string& split, std::int64_t batch_size,
-                      std::int64_t max_batches) override {
+  EvalResult evaluate(const std::string& split, std::int64_t batch_size, std::int64_t max_batches,
+                      Shard shard) override {
     const auto start = std::chrono::steady_clock::now();
     const Dataset& dataset = split_dataset(split);
     EvalResult result;
     result.split = split;
-    double loss_sum = 0.0;
-    std::int64_t correct = 0;
-    {
-      const EvaluationScope evaluation(*model_);
-      std::vector<std::int64_t> indices;
-      for (std::int64_t first = 0, batches = 0;
-           first < dataset.size() && (max_batches <= 0 || batches < max_batches);
-           first += batch_size, ++batches) {
-        indices.clear();
-        for (std::int64_t i = first; i < std::min(first + batch_size, dataset.size()); ++i) {
-          indices.push_back(i);
-        }
-        const auto batch = data::collate(dataset, indices);
-        const Tensor logits = Kind::logits(*model_, batch);
-        const auto count = static_cast<std::int64_t>(indices.size());
-        loss_sum += ops::cross_entropy(logits, batch.labels).item() * double(count);
-        correct += correct_predictions(logits, batch.labels);
-        result.examples += count;
-        result.tokens += Kind::tokens(batch);
-      }
-    }
-    TKF_CHECK(result.examples > 0, "evaluate: the ", split, " split has no examples");
-    result.loss = loss_sum / double(result.examples);
-    result.accuracy = double(correct) / double(result.examples);
     result.majority_baseline = majority_share(dataset);
-    result.seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const EvaluationScope evaluation(*model_);
+    std::vector<std::int64_t> indices;
+    for (std::int64_t first = 0, batch_index = 0;
+         first < dataset.size() && (max_batches <= 0 || batch_index < max_batches);
+         first += batch_size, ++batch_index) {
+      if (batch_index % shard.count != shard.index) continue;
+      indices.clear();
+      for (std::int64_t i = first; i < std::min(first + batch_size, dataset.size()); ++i) {
+        indices.push_back(i);
+      }
+      const auto batch = data::collate(dataset, indices);
+      const Tensor logits = Kind::logits(*model_, batch);
+      const auto count = static_cast<std::int64_t>(indices.size());
+      result.loss_sum += ops::cross_entropy(logits, batch.labels).item() * double(count);
+      result.correct += correct_predictions(logits, batch.labels);
+      result.examples += count;
+      result.tokens += Kind::tokens(batch);
+    }
+    result.seconds = seconds_since(start);
     return result;
   }
 

@@ -1,6 +1,7 @@
 #include "topkformer/train/task.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "language_model_task.h"
 #include "supervised_task.h"
@@ -16,6 +17,24 @@ double EvalResult::metric(const std::string& name) const {
                                                              : std::nullopt;
   TKF_CHECK(value.has_value(), "evaluation of the ", split, " split has no metric '", name, "'");
   return *value;
+}
+
+void EvalResult::complete() {
+  TKF_CHECK(examples > 0, "evaluate: the ", split, " split has no examples");
+  loss = loss_sum / double(per_token ? tokens : examples);
+  if (per_token) {
+    perplexity = std::exp(loss);
+  } else {
+    accuracy = double(correct) / double(examples);
+  }
+}
+
+std::vector<std::int64_t> Shard::slice(std::span<const std::int64_t> items) const {
+  TKF_CHECK(std::int64_t(items.size()) % count == 0, "a batch of ", items.size(),
+            " examples does not split into ", count, " equal shards");
+  const std::size_t size = items.size() / std::size_t(count);
+  const auto first = items.begin() + std::ptrdiff_t(std::size_t(index) * size);
+  return {first, first + std::ptrdiff_t(size)};
 }
 
 double Task::epochs() {

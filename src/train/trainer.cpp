@@ -7,11 +7,13 @@
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "replicas.h"
 #include "run_log.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/core/allocator.h"
 #include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
+#include "topkformer/dist/gradient_reducer.h"
 #include "topkformer/ops/elementwise.h"
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/safetensors.h"
@@ -43,6 +45,13 @@ nn::NamedTensors model_tensors(const nn::Module& model) {
 // initialises the weights (which uses the seed itself).
 PhiloxState initial_dropout_state(std::uint64_t seed) {
   return {seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull, 0};
+}
+
+// Rank r draws its dropout masks from a stream of its own, at the same offset
+// as rank 0's (every rank draws as many words per step): checkpoints hold rank
+// 0's state, and any number of ranks resumes from it.
+PhiloxState rank_stream(PhiloxState rank0, int rank) {
+  return {rank0.seed + std::uint64_t(rank) * 0xD1B54A32D192ED03ull, rank0.offset};
 }
 
 nlohmann::json eval_json(const EvalResult& result, std::int64_t step) {
@@ -82,22 +91,29 @@ class Trainer {
   Trainer(const Config& config, const TrainOptions& options)
       : config_(config),
         options_(options),
+        communicator_(options.communicator != nullptr
+                          ? *options.communicator
+                          : *(own_communicator_ = dist::make_single_communicator())),
+        shard_{communicator_.rank(), communicator_.world_size()},
         checkpoints_dir_(options.run_dir / "checkpoints"),
         config_yaml_(to_yaml(config)),
-        log_(options.run_dir, options.log_to_console) {
+        log_(options.run_dir, options.log_to_console, communicator_.rank()) {
     TKF_CHECK(config.runtime.device == "cpu", config.source,
               ": runtime.device: training runs on the CPU in this build (got '",
               config.runtime.device, "')");
-    TKF_CHECK(config.runtime.distributed == "none", config.source,
-              ": runtime.distributed: this build trains in one process (got '",
-              config.runtime.distributed, "')");
+    TKF_CHECK(config.train.batch_size % (shard_.count * config.train.accumulation) == 0,
+              config.source, ": train.batch_size: ", config.train.batch_size,
+              " examples do not split into ", shard_.count, " ranks x ", config.train.accumulation,
+              " micro-batches (train.accumulation) of equal size");
     set_num_threads(int(config.runtime.threads));
-    spdlog::info("topkformer {} | run {} | {} threads", version(), options.run_dir.string(),
-                 num_threads());
+    spdlog::info("topkformer {} | run {} | {} rank(s) ({}) | {} threads per rank", version(),
+                 options.run_dir.string(), shard_.count,
+                 dist::backend_name(communicator_.backend()), num_threads());
     task_ = make_task(config);
     model_ = &task_->model();
     model_->train(true);
     optimizer_ = make_optimizer(config.optimizer, model_->named_parameters());
+    reducer_ = std::make_unique<dist::GradientReducer>(communicator_, model_->parameters());
     metric_ =
         config.train.best_metric == "auto" ? task_->default_metric() : config.train.best_metric;
     std::int64_t parameter_count = 0;
@@ -107,8 +123,14 @@ class Trainer {
                  nn::feed_forward_kind_name(config.model.transformer.feed_forward.kind));
     state_.rng = initial_dropout_state(config.runtime.seed);
     state_.config_hash = config_hash(config);
-    resume();
-    default_generator().set_state(state_.rng);
+    if (communicator_.rank() == 0) resume();
+    // Rank 0's weights, optimizer state and position, whether initialised or loaded.
+    broadcast_tensors(communicator_, model_tensors(*model_));
+    broadcast_tensors(communicator_, optimizer_tensors());
+    broadcast_state(communicator_, state_);
+    optimizer_->set_steps(optimizer_steps_.to_vector<std::int64_t>()[0]);
+    task_->set_data_state(state_.data);
+    default_generator().set_state(rank_stream(state_.rng, communicator_.rank()));
   }
 
   TrainSummary run() {
@@ -122,7 +144,9 @@ class Trainer {
     allocator_for(Device::cpu()).reset_peak();
 
     while (state_.step < steps) {
-      if (options_.stop_requested != nullptr && options_.stop_requested->load()) {
+      // Every rank must stop at the same step, whichever received the signal.
+      if (on_any_rank(communicator_,
+                      options_.stop_requested != nullptr && options_.stop_requested->load())) {
         spdlog::warn("stop requested: saving step {} and exiting", state_.step);
         summary.interrupted = true;
         break;
@@ -188,11 +212,13 @@ class Trainer {
     BatchCounts counts;
   };
 
-  // Gradients of the mean loss over the batch, accumulated over its
-  // micro-batches (each weighted 1/parts: they are equally large), then clipped.
+  // Gradients of the mean loss over the global batch: each rank's shard is
+  // split into micro-batches (each loss weighted 1/parts: they are equally
+  // large), the ranks' gradients are averaged, then clipped by their norm
+  // (the same on every rank once averaged).
   StepResult forward_backward() {
     const std::int64_t parts = config_.train.accumulation;
-    const BatchCounts counts = task_->draw_batch(parts);
+    const BatchCounts counts = task_->draw_batch(parts, shard_);
     double loss = 0.0;
     for (std::int64_t part = 0; part < parts; ++part) {
       Tensor micro_loss = task_->micro_batch_loss(part, config_.train.label_smoothing);
@@ -200,9 +226,14 @@ class Trainer {
       loss += micro_loss.item();
       autograd::backward(micro_loss);
     }
+    reducer_->average();
+    const std::vector<double> totals =
+        sum_over_ranks(communicator_, {loss, double(counts.examples), double(counts.tokens)});
     const double grad_norm =
         optim::clip_grad_norm(model_->parameters(), config_.optimizer.clip_norm);
-    return {loss, grad_norm, counts};
+    return {totals[0] / double(shard_.count),
+            grad_norm,
+            {std::int64_t(totals[1]), std::int64_t(totals[2])}};
   }
 
   void log_interval(const Interval& interval, double learning_rate, Clock::time_point session_start,
@@ -239,9 +270,10 @@ class Trainer {
   // dropout stream is put back afterwards, so evaluating never changes training.
   bool evaluate(TrainSummary& summary) {
     const PhiloxState rng = default_generator().state();
-    const EvalResult result =
-        task_->evaluate(config_.eval.split, config_.eval.batch_size, config_.eval.max_batches);
+    EvalResult result = task_->evaluate(config_.eval.split, config_.eval.batch_size,
+                                        config_.eval.max_batches, shard_);
     default_generator().set_state(rng);
+    combine_shards(communicator_, result);
     spdlog::info("eval at step {}: {}", state_.step, describe(result));
     log_.metrics(eval_json(result, state_.step));
     summary.last_eval = result;
@@ -259,19 +291,31 @@ class Trainer {
     return improved;
   }
 
+  // Rank 0 writes; the others wait, so that no rank runs ahead of a save.
   std::filesystem::path save(bool best) {
-    state_.rng = default_generator().state();
-    state_.version = version();
-    nn::NamedTensors optimizer = optimizer_->state();
-    optimizer.emplace_back("steps", Tensor::from_vector<std::int64_t>({}, {optimizer_->steps()}));
-    const std::filesystem::path path = write_checkpoint(
-        checkpoints_dir_, {model_tensors(*model_), optimizer, state_, config_yaml_});
-    if (best) mark_best_checkpoint(checkpoints_dir_, state_.step);
-    prune_checkpoints(checkpoints_dir_, config_.train.keep_last, state_.best_step);
-    spdlog::info("saved {}", path.string());
+    const std::filesystem::path path = checkpoints_dir_ / checkpoint_name(state_.step);
+    if (communicator_.rank() == 0) {
+      state_.rng = {state_.rng.seed, default_generator().state().offset};
+      state_.version = version();
+      optimizer_steps_.fill_(double(optimizer_->steps()));
+      write_checkpoint(checkpoints_dir_,
+                       {model_tensors(*model_), optimizer_tensors(), state_, config_yaml_});
+      if (best) mark_best_checkpoint(checkpoints_dir_, state_.step);
+      prune_checkpoints(checkpoints_dir_, config_.train.keep_last, state_.best_step);
+      spdlog::info("saved {}", path.string());
+    }
+    communicator_.barrier();
     return path;
   }
 
+  // The optimizer's state and its step count, as checkpoints hold them.
+  nn::NamedTensors optimizer_tensors() const {
+    nn::NamedTensors tensors = optimizer_->state();
+    tensors.emplace_back("steps", optimizer_steps_);
+    return tensors;
+  }
+
+  // Rank 0 finds and loads the checkpoint; the constructor broadcasts it.
   void resume() {
     std::optional<std::filesystem::path> checkpoint;
     if (options_.resume == "auto") {
@@ -285,17 +329,11 @@ class Trainer {
                 "another --run-dir");
     }
     if (!checkpoint) return;
-    nn::NamedTensors optimizer = optimizer_->state();
-    const Tensor steps = Tensor::zeros({}, DType::i64);
-    optimizer.emplace_back("steps", steps);
     const std::string hash = state_.config_hash;
-    state_ = load_checkpoint(*checkpoint, model_tensors(*model_), optimizer);
-    optimizer_->set_steps(steps.to_vector<std::int64_t>()[0]);
-    task_->set_data_state(state_.data);
+    state_ = load_checkpoint(*checkpoint, model_tensors(*model_), optimizer_tensors());
     if (state_.config_hash != hash) {
       spdlog::warn(
-          "{} was written with another config (hash {}, now {}): resuming with the "
-          "current one",
+          "{} was written with another config (hash {}, now {}): resuming with the current one",
           checkpoint->string(), state_.config_hash, hash);
       state_.config_hash = hash;
     }
@@ -305,12 +343,17 @@ class Trainer {
 
   Config config_;
   TrainOptions options_;
+  std::unique_ptr<dist::Communicator> own_communicator_;  // when the options give none
+  dist::Communicator& communicator_;
+  Shard shard_;
   std::filesystem::path checkpoints_dir_;
   std::string config_yaml_;
   RunLog log_;
   std::unique_ptr<Task> task_;
   nn::Module* model_ = nullptr;
   std::unique_ptr<optim::Optimizer> optimizer_;
+  Tensor optimizer_steps_ = Tensor::zeros({}, DType::i64);
+  std::unique_ptr<dist::GradientReducer> reducer_;
   std::string metric_;
   TrainingState state_;
 };
@@ -329,8 +372,11 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
 }  // namespace
 
 TrainSummary run_training(const Config& config, const TrainOptions& options) {
-  std::filesystem::create_directories(options.run_dir);
-  write_file_atomically(options.run_dir / "config.yaml", to_yaml(config));
+  const bool writes = options.communicator == nullptr || options.communicator->rank() == 0;
+  if (writes) {
+    std::filesystem::create_directories(options.run_dir);
+    write_file_atomically(options.run_dir / "config.yaml", to_yaml(config));
+  }
   Trainer trainer(config, options);
   return trainer.run();
 }
@@ -351,7 +397,9 @@ EvalResult evaluate_checkpoint(const Config& config, const std::filesystem::path
     }
   }
   copy_into(file, model_file, targets, /*allow_unused=*/true);
-  return task->evaluate(split, config.eval.batch_size, 0);
+  EvalResult result = task->evaluate(split, config.eval.batch_size, 0);
+  result.complete();
+  return result;
 }
 
 std::string to_json_line(const EvalResult& result, std::int64_t step) {

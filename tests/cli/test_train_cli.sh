@@ -6,17 +6,7 @@
 #   - `eval` of the run, with the trained variant and a swapped one, prints the
 #     metrics and appends them to RUN/eval.jsonl.
 # Usage: test_train_cli.sh TOPKFORMER_BINARY SOURCE_DIR
-set -euo pipefail
-tool=$1
-source_dir=$2
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-"$tool" data listops --out "$work/data" --train 256 --val 32 --test 32 \
-  --min-length 4 --max-length 40 --max-depth 3 >/dev/null
-config=$source_dir/configs/tests/listops_tiny.yaml
-sets=(--set "data.dir=$work/data" --set runtime.threads=1)
+source "$(dirname "$0")/fixture.sh"
 
 "$tool" config --config "$config" "${sets[@]}" --set attention.k=5 | grep -q "^  k: 5$" ||
   fail "config does not print the override"

@@ -294,7 +294,7 @@ TEST(Config, EveryChoiceRoundTrips) {
       {"train.best_metric", {"auto", "loss"}},
       {"eval.split", {"valid", "test"}},
       {"runtime.device", {"cpu", "cuda"}},
-      {"runtime.distributed", {"none", "mpi"}},
+      {"runtime.distributed", {"single", "mpi"}},
   };
   for (const auto& [path, names] : choices) {
     const std::string section = path.substr(0, path.find('.'));

@@ -55,10 +55,11 @@ struct DataConfig {
   std::int64_t vocab_min_count = 1;  // word: rarer words become <unk>
   // Classifiers: most tokens per text (CLS included); lm: the training block length.
   std::int64_t max_length = 2000;
-  bool skip_bad_lines = false;          // skip (and count) malformed lines instead of failing
-  std::int64_t max_train_examples = 0;  // use only the first N training examples; 0: all
-  std::int64_t max_eval_examples = 0;   // the same for valid/test; 0: all
-  // lm: folder of token caches; empty: RUN/cache.
+  bool skip_bad_lines = false;  // skip (and count) malformed lines instead of failing
+  std::int64_t max_train_examples =
+      0;  // N examples spread through the file (lm: first N blocks); 0: all
+  std::int64_t max_eval_examples = 0;  // the same for valid/test; 0: all
+  // lm: folder of token caches; empty: $TOPKFORMER_CACHE, else ~/.cache/topkformer.
   std::string cache_dir;
 
   std::filesystem::path directory() const;   // expand_path(dir)
@@ -113,7 +114,7 @@ struct RuntimeConfig {
   std::int64_t threads = 0;          // CPU threads; 0: all cores
   std::uint64_t seed = 0;            // initialisation, dropout and data order
   std::string precision = "f32";     // f32|bf16 (bf16 needs device cuda)
-  std::string distributed = "none";  // none|mpi|nccl (nccl needs device cuda)
+  std::string distributed = "auto";  // auto|single|mpi|nccl (nccl needs device cuda)
 };
 
 struct Config {

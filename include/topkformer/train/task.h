@@ -6,7 +6,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "topkformer/autograd/grad_mode.h"
 #include "topkformer/data/batcher.h"
@@ -25,6 +27,13 @@ struct EvalResult {
   std::int64_t examples = 0;         // evaluated examples (lm: segments)
   std::int64_t tokens = 0;           // tokens read (lm: tokens predicted)
   double seconds = 0.0;
+  // The sums the means come from, which the ranks of a job add up.
+  double loss_sum = 0.0;     // over examples (lm: over predicted tokens)
+  std::int64_t correct = 0;  // classifiers
+  bool per_token = false;    // lm: loss_sum is over tokens
+
+  // Sets loss, accuracy and perplexity from the sums.
+  void complete();
 
   // accuracy, loss or perplexity; throws when this result has no such metric.
   double metric(const std::string& name) const;
@@ -39,14 +48,23 @@ struct BatchCounts {
   std::int64_t tokens = 0;
 };
 
+// A rank's share of the data: slice `index` of `count` (the world size).
+struct Shard {
+  std::int64_t index = 0;
+  std::int64_t count = 1;
+  // This shard's equal slice of `items` (whose size count must divide).
+  std::vector<std::int64_t> slice(std::span<const std::int64_t> items) const;
+};
+
 class Task {
  public:
   virtual ~Task() = default;
   virtual nn::Module& model() = 0;
 
-  // Draws the train.batch_size examples of the next update as `parts` equal
-  // micro-batches (train.accumulation).
-  virtual BatchCounts draw_batch(std::int64_t parts) = 0;
+  // Draws the train.batch_size examples of the next update, keeps this
+  // shard's equal slice of them (every rank draws the same batch) and splits
+  // it into `parts` equal micro-batches (train.accumulation).
+  virtual BatchCounts draw_batch(std::int64_t parts, Shard shard = {}) = 0;
   // The mean loss over micro-batch `part` of the drawn batch: a differentiable scalar.
   virtual Tensor micro_batch_loss(std::int64_t part, double label_smoothing) = 0;
 
@@ -58,9 +76,12 @@ class Task {
   double epochs();
 
   // Loss and task metrics over `split` (valid|test) in evaluation mode,
-  // without recording gradients; at most max_batches batches when > 0.
+  // without recording gradients; at most max_batches batches when > 0. A
+  // shard evaluates batches shard.index, shard.index + shard.count, ...;
+  // the result holds the sums (call complete() for the means), so adding up
+  // the shards' sums and completing gives the whole split's result.
   virtual EvalResult evaluate(const std::string& split, std::int64_t batch_size,
-                              std::int64_t max_batches) = 0;
+                              std::int64_t max_batches, Shard shard = {}) = 0;
   // The metric `train.best_metric: auto` means: accuracy or perplexity.
   virtual std::string default_metric() const = 0;
 

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "topkformer/dist/communicator.h"
 #include "topkformer/train/config.h"
 #include "topkformer/train/task.h"
 
@@ -25,12 +26,16 @@ struct TrainOptions {
   // checkpoint and return.
   const std::atomic<bool>* stop_requested = nullptr;
   bool log_to_console = true;
+  // The ranks of a data-parallel run (dist/communicator.h); none: one process.
+  // Each rank takes its slice of every global batch (train.batch_size);
+  // rank 0 alone logs and writes checkpoints.
+  dist::Communicator* communicator = nullptr;
 };
 
 struct TrainSummary {
   std::int64_t first_step = 0;  // the first step this call ran (1-based)
   std::int64_t last_step = 0;   // the step the run reached
-  std::vector<double> losses;   // of every step this call ran (NaN for a skipped step)
+  std::vector<double> losses;   // of every step this call ran, averaged over the ranks
   std::optional<EvalResult> last_eval;
   std::string metric;                 // the one train.best_metric selects by
   std::optional<double> best_metric;  // its best value so far

@@ -1,0 +1,95 @@
+#include "topkformer/dist/communicator.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "mpi_runtime.h"
+#include "topkformer/core/error.h"
+
+namespace topkformer::dist {
+namespace {
+
+class SingleCommunicator final : public Communicator {
+ public:
+  Backend backend() const override { return Backend::single; }
+  void all_reduce(const Tensor&, ReduceOp) override {}
+  void broadcast(const Tensor&, int) override {}
+  Tensor all_gather(const Tensor& tensor) override {
+    Shape shape = tensor.shape();
+    shape.insert(shape.begin(), 1);
+    return tensor.contiguous().reshape(shape);
+  }
+  void barrier() override {}
+};
+
+bool environment_has(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0';
+}
+
+int environment_int(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? 0 : std::atoi(value);
+}
+
+}  // namespace
+
+std::string backend_name(Backend backend) {
+  switch (backend) {
+    case Backend::single:
+      return "single";
+    case Backend::mpi:
+      return "mpi";
+    case Backend::nccl:
+      return "nccl";
+  }
+  return "?";
+}
+
+std::unique_ptr<Communicator> make_single_communicator() {
+  return std::make_unique<SingleCommunicator>();
+}
+
+bool launched_by_mpi() {
+  // Open MPI's mpirun, PMIx launchers (Slurm's srun --mpi=pmix) and PMI-1/2 ones.
+  return environment_has("OMPI_COMM_WORLD_SIZE") || environment_has("PMIX_RANK") ||
+         environment_has("PMI_SIZE");
+}
+
+Backend choose_backend(const std::string& setting, const std::string& device) {
+  if (setting == "single") return Backend::single;
+  if (setting == "mpi") return Backend::mpi;
+  if (setting == "nccl") return Backend::nccl;
+  TKF_CHECK(setting == "auto", "runtime.distributed: expected one of auto|single|mpi|nccl, got '",
+            setting, "'");
+  const int world = std::max({environment_int("OMPI_COMM_WORLD_SIZE"), environment_int("PMI_SIZE"),
+                              environment_int("PMIX_SIZE")});
+  if (!launched_by_mpi() || world == 1) return Backend::single;
+  return device.rfind("cuda", 0) == 0 ? Backend::nccl : Backend::mpi;
+}
+
+std::unique_ptr<Communicator> make_communicator(Backend backend) {
+  switch (backend) {
+    case Backend::single:
+      return make_single_communicator();
+    case Backend::mpi:
+      return make_mpi_communicator();
+    case Backend::nccl:
+      throw Error(
+          "runtime.distributed: nccl moves CUDA tensors, and this build trains on the CPU; "
+          "use mpi (CPU tensors) or single");
+  }
+  throw Error("make_communicator: unknown backend");
+}
+
+int report_failure(const std::string& message) {
+  const MpiJob job = mpi_job();
+  if (job.world_size > 1) {
+    std::cerr << "rank " << job.rank << ": error: " << message << std::endl;
+    abort_mpi_job(1);
+  }
+  std::cerr << "error: " << message << '\n';
+  return 1;
+}
+
+}  // namespace topkformer::dist

@@ -1,0 +1,29 @@
+// Keeping the ranks of a data-parallel run in agreement: what rank 0 alone
+// decides or loads (the initial weights, a checkpoint) is broadcast, and
+// what each rank measures on its shard (loss, counts, evaluation sums) is
+// added up, so every rank takes the same decisions.
+#pragma once
+
+#include "topkformer/dist/communicator.h"
+#include "topkformer/nn/module.h"
+#include "topkformer/train/checkpoint.h"
+#include "topkformer/train/task.h"
+
+namespace topkformer::train {
+
+// Every rank's tensors become rank 0's.
+void broadcast_tensors(dist::Communicator& communicator, const nn::NamedTensors& tensors);
+
+// The numbers of rank 0's state (its strings stay where they are: only rank 0 saves).
+void broadcast_state(dist::Communicator& communicator, TrainingState& state);
+
+// The evaluation of the whole split from the shards' sums, completed.
+void combine_shards(dist::Communicator& communicator, EvalResult& result);
+
+// Whether `flag` is set on any rank.
+bool on_any_rank(dist::Communicator& communicator, bool flag);
+
+// Element-wise sums over the ranks.
+std::vector<double> sum_over_ranks(dist::Communicator& communicator, std::vector<double> values);
+
+}  // namespace topkformer::train
