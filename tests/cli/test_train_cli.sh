@@ -43,4 +43,17 @@ grep -q "accuracy" "$work/eval.out" || fail "eval printed no accuracy"
   fail "eval with vanilla attention failed"
 [[ $(wc -l <"$run/eval.jsonl") -eq 2 ]] || fail "eval.jsonl should hold two lines"
 grep -q '"attention":"vanilla"' "$run/eval.jsonl" || fail "eval.jsonl does not record the variant"
+# The tokenizer helpers, and a language model that reads a vocabulary file.
+for line in $(seq 1 400); do echo "the cat sat on mat number $((line % 17)) and ran"; done >"$work/text.txt"
+"$tool" data vocab --input "$work/text.txt" --out "$work/vocab.txt" >/dev/null
+[[ $(wc -l <"$work/vocab.txt") -eq 29 ]] || fail "expected 4 special entries, 8 words and 17 numbers"
+"$tool" data sentencepiece --input "$work/text.txt" --prefix "$work/pieces" --vocab-size 30 \
+  >/dev/null 2>&1 || fail "sentencepiece training failed"
+[[ -f $work/pieces.model ]] || fail "no pieces.model"
+"$tool" train --config "$source_dir/configs/tests/wikitext_tiny.yaml" --set "data.dir=$work" \
+  --set data.train_file=text.txt --set data.valid_file=text.txt --set data.test_file=text.txt \
+  --set "data.vocab=$work/vocab.txt" --set "data.cache_dir=$work/cache" \
+  --set data.max_train_examples=0 --set train.steps=2 --set runtime.threads=1 \
+  --run-dir "$work/lm" >"$work/lm.out" 2>&1 || fail "lm training failed: $(tail -5 "$work/lm.out")"
+grep -q "perplexity" "$work/lm/train.log" || fail "no perplexity in the lm's log"
 echo "PASS"
