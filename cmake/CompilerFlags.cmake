@@ -3,7 +3,8 @@
 
 add_library(topkformer_flags INTERFACE)
 target_compile_options(topkformer_flags INTERFACE
-  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wno-unknown-pragmas>)
+  $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic -Wshadow -Wno-unknown-pragmas>
+  $<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=-Wall,-Wextra,-Wshadow>)
 
 # Release builds run on any x86-64 CPU with AVX2 (x86-64-v3) unless the user
 # asks for this machine's instruction set.

@@ -45,6 +45,9 @@ if(NOT TOPKFORMER_CUDA STREQUAL "OFF")
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
     set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no C++20 dialect flag for nvcc 13
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    # One CUDA runtime in every binary: the shared libcudart that CUDA::cudart
+    # names, not a second, static copy among nvcc's implicit link libraries.
+    set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
     set(TOPKFORMER_HAVE_CUDA ON)

@@ -1,7 +1,7 @@
 // `topkformer bench attention`: time and peak memory of one multi-head
 // attention layer per variant and length (the paper's Figure 1).
+#include "app/bench_report.h"
 #include "app/commands.h"
-#include "app/layer_bench.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/nn/multi_head_attention.h"
 
@@ -45,7 +45,7 @@ void run_attention_bench(const AttentionBenchOptions& options) {
                   std::to_string(options.d_model), std::to_string(options.heads),
                   std::to_string(options.k), std::to_string(options.chunk_size),
                   options.causal ? "1" : "0", options.backward ? "1" : "0"},
-                 measure_layer(options.device, run, options.warmup, options.repeats));
+                 measure_workload(options.device, run, options.warmup, options.repeats));
     }
   }
   if (!options.csv.empty()) report.write_csv(options.csv);

@@ -1,7 +1,7 @@
 // `topkformer bench ff`: time and peak memory of one feed-forward layer per
 // variant and hidden width d_ff (the paper's feed-forward figure).
+#include "app/bench_report.h"
 #include "app/commands.h"
-#include "app/layer_bench.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/nn/feed_forward.h"
 
@@ -43,7 +43,7 @@ void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
             {variant, std::to_string(length), std::to_string(options.batch),
              std::to_string(options.d_model), std::to_string(hidden), std::to_string(options.k),
              std::to_string(options.chunk_size), options.backward ? "1" : "0"},
-            measure_layer(options.device, run, options.warmup, options.repeats));
+            measure_workload(options.device, run, options.warmup, options.repeats));
       }
     }
   }

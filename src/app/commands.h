@@ -15,5 +15,7 @@ void add_eval_command(CLI::App& app);
 void add_bench_matmul_command(CLI::App& bench);
 void add_bench_attention_command(CLI::App& bench);
 void add_bench_feed_forward_command(CLI::App& bench);
+void add_bench_model_command(CLI::App& bench);
+void add_bench_train_command(CLI::App& bench);
 
 }  // namespace topkformer::app

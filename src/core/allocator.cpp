@@ -1,11 +1,17 @@
 #include "topkformer/core/allocator.h"
 
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <utility>
 
+#include "build_config.h"
 #include "topkformer/core/error.h"
+#if TOPKFORMER_WITH_CUDA
+#include "cuda/cuda_allocator.h"
+#include "cuda/device.h"
+#endif
 
 namespace topkformer {
 
@@ -28,7 +34,15 @@ void Allocator::deallocate(void* ptr, std::size_t bytes) {
 }
 
 MemoryStats Allocator::stats() const {
-  return {current_bytes(), peak_bytes(), allocation_count(), reserved_bytes()};
+  return {current_bytes(), peak_bytes(), allocation_count(), reserved_bytes(),
+          peak_reserved_bytes()};
+}
+
+void ReservedBytes::add(std::int64_t bytes) {
+  const std::int64_t now = current_.fetch_add(bytes) + bytes;
+  std::int64_t peak = peak_.load();
+  while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+  }
 }
 
 namespace {
@@ -37,10 +51,12 @@ std::size_t round_up(std::size_t bytes, std::size_t multiple) {
 }
 }  // namespace
 
-std::size_t CpuAllocator::block_size(std::size_t bytes) {
-  if (bytes < min_cached_bytes) return round_up(bytes, alignment);
-  std::size_t power = min_cached_bytes;
-  while (power < bytes / 2) power *= 2;  // power <= bytes < 2 * power (or bytes == power)
+std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_t large_bytes) {
+  TKF_CHECK(bytes <= std::numeric_limits<std::size_t>::max() / 2, "allocator: a request of ", bytes,
+            " bytes is too large");
+  if (bytes < large_bytes) return round_up(bytes, small_multiple);
+  std::size_t power = large_bytes;
+  while (power < bytes / 2) power *= 2;  // power <= bytes <= 2 * power
   return round_up(bytes, power / 8);
 }
 
@@ -61,7 +77,7 @@ void* CpuAllocator::raw_allocate(std::size_t bytes) {
   }
   void* ptr = std::aligned_alloc(alignment, size);
   TKF_CHECK(ptr != nullptr, "CpuAllocator: out of memory allocating ", bytes, " bytes");
-  reserved_bytes_.fetch_add(static_cast<std::int64_t>(size));
+  reserved_.add(static_cast<std::int64_t>(size));
   return ptr;
 }
 
@@ -73,14 +89,14 @@ void CpuAllocator::raw_deallocate(void* ptr, std::size_t bytes) {
     return;
   }
   std::free(ptr);
-  reserved_bytes_.fetch_sub(static_cast<std::int64_t>(size));
+  reserved_.add(-static_cast<std::int64_t>(size));
 }
 
 void CpuAllocator::empty_cache() {
   std::lock_guard lock(cache_mutex_);
   for (auto& [size, blocks] : cache_) {
     for (void* ptr : blocks) std::free(ptr);
-    reserved_bytes_.fetch_sub(static_cast<std::int64_t>(size * blocks.size()));
+    reserved_.add(-static_cast<std::int64_t>(size * blocks.size()));
   }
   cache_.clear();
 }
@@ -97,6 +113,30 @@ AllocatorRegistry& registry() {
 std::pair<int, int> key_of(Device device) {
   return {static_cast<int>(device.type), device.index};
 }
+
+Allocator* find_registered(Device device) {
+  AllocatorRegistry& reg = registry();
+  std::lock_guard lock(reg.mutex);
+  auto found = reg.allocators.find(key_of(device));
+  return found == reg.allocators.end() ? nullptr : found->second;
+}
+
+#if TOPKFORMER_WITH_CUDA
+// One CudaAllocator per visible GPU, created and registered on the first
+// request for a CUDA device (devices that already have one keep it). They
+// live until the process ends: freeing device memory during static
+// destruction races the CUDA runtime's own teardown.
+void register_cuda_allocators() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (int index = 0; index < cuda::device_count(); ++index) {
+      if (find_registered(Device::cuda(index)) == nullptr) {
+        register_allocator(Device::cuda(index), new cuda::CudaAllocator(index));
+      }
+    }
+  });
+}
+#endif
 }  // namespace
 
 Allocator& allocator_for(Device device) {
@@ -104,12 +144,15 @@ Allocator& allocator_for(Device device) {
     static CpuAllocator cpu_allocator;
     return cpu_allocator;
   }
-  AllocatorRegistry& reg = registry();
-  std::lock_guard lock(reg.mutex);
-  auto found = reg.allocators.find(key_of(device));
-  TKF_CHECK(found != reg.allocators.end(), "allocator: no allocator for device ", device.str(),
-            " (this build has no backend for it)");
-  return *found->second;
+  if (Allocator* found = find_registered(device)) return *found;
+  check_device(device);  // throws, naming the device, unless it exists
+#if TOPKFORMER_WITH_CUDA
+  if (device.is_cuda()) {
+    register_cuda_allocators();
+    if (Allocator* found = find_registered(device)) return *found;
+  }
+#endif
+  throw Error("allocator: no allocator for device " + device.str());
 }
 
 void register_allocator(Device device, Allocator* allocator) {

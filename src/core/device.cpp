@@ -1,6 +1,10 @@
 #include "topkformer/core/device.h"
 
+#include "build_config.h"
 #include "topkformer/core/error.h"
+#if TOPKFORMER_WITH_CUDA
+#include "cuda/device.h"
+#endif
 
 namespace topkformer {
 
@@ -16,6 +20,40 @@ Device Device::parse(const std::string& text) {
 
 std::string Device::str() const {
   return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
+}
+
+int cuda_device_count() {
+#if TOPKFORMER_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+std::string cuda_unavailable_reason() {
+#if TOPKFORMER_WITH_CUDA
+  return cuda::unavailable_reason();
+#else
+  return "this build has no CUDA backend (configure with -DTOPKFORMER_CUDA=ON on a machine with "
+         "nvcc)";
+#endif
+}
+
+void check_device(Device device) {
+  if (device.is_cpu()) return;
+#if TOPKFORMER_WITH_CUDA
+  cuda::check_device(device.index);
+#else
+  throw Error("device " + device.str() + " is not available: " + cuda_unavailable_reason());
+#endif
+}
+
+void synchronize(Device device) {
+  if (device.is_cpu()) return;
+  check_device(device);
+#if TOPKFORMER_WITH_CUDA
+  cuda::synchronize(device.index);
+#endif
 }
 
 }  // namespace topkformer

@@ -6,8 +6,12 @@
 #include <ostream>
 #include <sstream>
 
+#include "build_config.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/kernels/backend.h"
+#if TOPKFORMER_WITH_CUDA
+#include "cuda/copy.h"
+#endif
 
 namespace topkformer {
 
@@ -268,6 +272,13 @@ Tensor Tensor::to(Device device) const {
 void Tensor::copy_(const Tensor& source) {
   check_same_shape(*this, source, "Tensor::copy_");
   if (numel() == 0) return;
+#if TOPKFORMER_WITH_CUDA
+  // Host <-> device, within a device and between devices; any strides, any dtypes.
+  if (device().is_cuda() || source.device().is_cuda()) {
+    cuda::copy(source, *this);
+    return;
+  }
+#endif
   // A copy between devices runs on the backend of the device that is not the CPU.
   const Device runner = device().is_cpu() ? source.device() : device();
   kernels::backend(runner).copy(source, *this);

@@ -2,6 +2,7 @@
 
 #include <array>
 
+#include "build_config.h"
 #include "cpu/cpu_backend.h"
 
 namespace topkformer::kernels {
@@ -16,8 +17,12 @@ std::array<Backend*, 2>& backends() {
 Backend& backend(Device device) {
   if (device.is_cpu()) return cpu_backend();
   Backend* found = backends()[static_cast<int>(device.type)];
-  TKF_CHECK(found != nullptr, "kernels: this build has no backend for device ", device.str(),
-            " (configure with -DTOPKFORMER_CUDA=ON on a machine with nvcc)");
+  constexpr const char* hint =
+      TOPKFORMER_WITH_CUDA
+          ? "the CUDA backend has device memory and copies so far; its kernels are not built yet"
+          : "configure with -DTOPKFORMER_CUDA=ON on a machine with nvcc";
+  TKF_CHECK(found != nullptr, "kernels: this build has no backend for device ", device.str(), " (",
+            hint, ")");
   return *found;
 }
 

@@ -1,7 +1,12 @@
 #include "topkformer/nn/transformer.h"
 
 #include <cmath>
+#include <memory>
+#include <utility>
+#include <vector>
 
+#include "topkformer/autograd/checkpoint.h"
+#include "topkformer/autograd/grad_mode.h"
 #include "topkformer/kernels/backend.h"
 #include "topkformer/ops.h"
 
@@ -14,6 +19,34 @@ void scale_parameter(const Module& module, const std::string& name, double facto
     if (parameter_name == name)
       kernels::backend(tensor.device()).affine(tensor, factor, 0.0, tensor);
   }
+}
+
+// block(x) as a checkpoint: only x (and memory) are kept; the backward pass
+// runs the block again. The default generator is replayed by checkpoint();
+// the block's buffers (Performer's features and redraw counter, which a
+// training call may advance) are put back to their values before this call
+// for the recomputation, which then leaves them as the first call did.
+Tensor checkpointed_block(const std::shared_ptr<TransformerBlock>& block, const Tensor& x,
+                          const AttentionMask& self_mask, const Tensor& memory,
+                          const AttentionMask& memory_mask) {
+  std::vector<std::pair<Tensor, Tensor>> buffers;  // (buffer, its value before the call)
+  for (const auto& [name, buffer] : block->named_buffers()) {
+    buffers.emplace_back(buffer, buffer.clone());
+  }
+  std::vector<Tensor> inputs{x};
+  if (memory.defined()) inputs.push_back(memory);
+  auto calls = std::make_shared<int>(0);
+  const std::vector<Tensor> outputs = autograd::checkpoint(
+      [block, self_mask, memory_mask, buffers, calls](const std::vector<Tensor>& in) {
+        if ((*calls)++ > 0) {
+          for (const auto& [buffer, before] : buffers) Tensor(buffer).copy_(before);
+        }
+        const Tensor no_memory;
+        return std::vector<Tensor>{
+            block->forward(in[0], self_mask, in.size() > 1 ? in[1] : no_memory, memory_mask)};
+      },
+      inputs);
+  return outputs[0];
 }
 }  // namespace
 
@@ -77,7 +110,8 @@ void TransformerBlock::set_feed_forward(const FeedForwardConfig& config) {
   feed_forward_->set_config(config);
 }
 
-TransformerStack::TransformerStack(const TransformerConfig& config, Generator& init, DType dtype) {
+TransformerStack::TransformerStack(const TransformerConfig& config, Generator& init, DType dtype)
+    : checkpoint_layers_(config.checkpoint_layers) {
   for (std::int64_t i = 0; i < config.layers; ++i) {
     blocks_.push_back(register_module("layers." + std::to_string(i),
                                       std::make_shared<TransformerBlock>(config, init, dtype)));
@@ -90,8 +124,13 @@ TransformerStack::TransformerStack(const TransformerConfig& config, Generator& i
 
 Tensor TransformerStack::forward(const Tensor& x, const AttentionMask& self_mask,
                                  const Tensor& memory, const AttentionMask& memory_mask) {
+  // Checkpoints only pay when a backward pass will follow.
+  const bool checkpointing = checkpoint_layers_ && autograd::GradMode::enabled();
   Tensor h = x;
-  for (const auto& block : blocks_) h = block->forward(h, self_mask, memory, memory_mask);
+  for (const auto& block : blocks_) {
+    h = checkpointing ? checkpointed_block(block, h, self_mask, memory, memory_mask)
+                      : block->forward(h, self_mask, memory, memory_mask);
+  }
   return final_norm_ ? final_norm_->forward(h) : h;
 }
 

@@ -174,6 +174,9 @@ std::vector<Key> build_keys() {
                   "stop after N evaluations without improvement; 0: never"),
           integer("max_bad_steps", TKF_MEMBER(train.max_bad_steps), at_least(0),
                   "consecutive NaN/Inf updates skipped before the run stops"),
+          flag("checkpoint_layers", TKF_MEMBER(model.transformer.checkpoint_layers),
+               "recompute each Transformer block in the backward pass, keeping only its input: "
+               "less memory for about one more forward pass; the same gradients"),
       });
   add(table, "eval",
       {

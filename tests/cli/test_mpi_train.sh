@@ -4,6 +4,7 @@
 # that does not split over the ranks is refused.
 # Usage: test_mpi_train.sh TOPKFORMER_BINARY SOURCE_DIR MPIEXEC
 source "$(dirname "$0")/fixture.sh"
+make_listops_data
 mpiexec=$3
 
 "$mpiexec" --oversubscribe -np 2 "$tool" train --config "$config" "${sets[@]}" \

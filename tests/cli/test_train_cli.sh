@@ -7,6 +7,7 @@
 #     metrics and appends them to RUN/eval.jsonl.
 # Usage: test_train_cli.sh TOPKFORMER_BINARY SOURCE_DIR
 source "$(dirname "$0")/fixture.sh"
+make_listops_data
 
 "$tool" config --config "$config" "${sets[@]}" --set attention.k=5 | grep -q "^  k: 5$" ||
   fail "config does not print the override"

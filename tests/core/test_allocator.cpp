@@ -166,5 +166,40 @@ TEST(CpuAllocator, BlockSizeRoundsUpWithBoundedSlack) {
   }
 }
 
+// The rounding shared with the CUDA allocator (512-byte classes below 1 MiB there).
+TEST(CpuAllocator, SizeClassesAreSharedWithOtherAllocators) {
+  EXPECT_EQ(size_class(1, 512, mib), 512u);
+  EXPECT_EQ(size_class(512, 512, mib), 512u);
+  EXPECT_EQ(size_class(513, 512, mib), 1024u);
+  EXPECT_EQ(size_class(mib - 1, 512, mib), std::size_t(mib));
+  EXPECT_EQ(size_class(mib, 512, mib), std::size_t(mib));
+  EXPECT_EQ(size_class(mib + 1, 512, mib), std::size_t(mib + mib / 8));
+  EXPECT_EQ(size_class(3 * mib + 20, 512, mib), std::size_t(3 * mib + mib / 4));
+  EXPECT_EQ(size_class(std::size_t{1} << 50, 512, mib), std::size_t{1} << 50);
+  for (const std::size_t bytes :
+       {std::size_t{1}, std::size_t{100}, std::size_t(mib) + 7, std::size_t(5 * mib) + 77}) {
+    EXPECT_EQ(CpuAllocator::block_size(bytes),
+              size_class(bytes, CpuAllocator::alignment, CpuAllocator::min_cached_bytes));
+  }
+  EXPECT_THROW(size_class(~std::size_t{0} - 5, 512, mib), Error);
+}
+
+// Reserved bytes have a peak like current bytes; reset_peak() restarts both.
+TEST(CpuAllocator, PeakReservedBytesCoverReservedBytes) {
+  Allocator& allocator = cpu_allocator();
+  allocator.reset_peak();
+  EXPECT_EQ(allocator.peak_reserved_bytes(), allocator.reserved_bytes());
+  const std::int64_t reserved = allocator.reserved_bytes();
+  { const Tensor big = Tensor::empty({6 * mib + 3}, DType::u8); }
+  EXPECT_GE(allocator.peak_reserved_bytes() - reserved, 6 * mib + 3);
+  EXPECT_GE(allocator.peak_reserved_bytes(), allocator.reserved_bytes());
+  EXPECT_GE(allocator.peak_reserved_bytes(), allocator.peak_bytes());
+  EXPECT_EQ(allocator.stats().peak_reserved_bytes, allocator.peak_reserved_bytes());
+  allocator.empty_cache();
+  EXPECT_GE(allocator.peak_reserved_bytes() - reserved, 6 * mib + 3);  // the peak stays
+  allocator.reset_peak();
+  EXPECT_EQ(allocator.peak_reserved_bytes(), allocator.reserved_bytes());
+}
+
 }  // namespace
 }  // namespace topkformer

@@ -15,10 +15,33 @@
 namespace topkformer {
 
 struct MemoryStats {
-  std::int64_t current_bytes = 0;     // bytes held by live allocations (as requested)
-  std::int64_t peak_bytes = 0;        // highest current_bytes since start or reset_peak()
-  std::int64_t allocation_count = 0;  // allocations made since start or reset_counters()
-  std::int64_t reserved_bytes = 0;    // bytes the allocator holds from the system
+  std::int64_t current_bytes = 0;        // bytes held by live allocations (as requested)
+  std::int64_t peak_bytes = 0;           // highest current_bytes since start or reset_peak()
+  std::int64_t allocation_count = 0;     // allocations made since start or reset_counters()
+  std::int64_t reserved_bytes = 0;       // bytes the allocator holds from the system
+  std::int64_t peak_reserved_bytes = 0;  // highest reserved_bytes since start or reset_peak()
+};
+
+// The size class a request of `bytes` is served from, shared by the caching
+// allocators: below `large_bytes`, `bytes` rounded up to a multiple of
+// `small_multiple`; from `large_bytes` on (a power of two), rounded up to a
+// multiple of power / 8 where power <= bytes <= 2 * power, so a block is at
+// most 12.5% larger than the request and a few classes cover each octave.
+// Throws Error for requests too large to round.
+std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_t large_bytes);
+
+// Reserved bytes and their peak, for allocators that hold more memory from the
+// system than their live allocations (block rounding, caches).
+class ReservedBytes {
+ public:
+  void add(std::int64_t bytes);  // negative when memory goes back to the system
+  std::int64_t current() const { return current_.load(); }
+  std::int64_t peak() const { return peak_.load(); }
+  void reset_peak() { peak_.store(current_.load()); }
+
+ private:
+  std::atomic<std::int64_t> current_{0};
+  std::atomic<std::int64_t> peak_{0};
 };
 
 class Allocator {
@@ -33,11 +56,18 @@ class Allocator {
   std::int64_t current_bytes() const { return current_bytes_.load(); }
   std::int64_t peak_bytes() const { return peak_bytes_.load(); }
   std::int64_t allocation_count() const { return allocation_count_.load(); }
+  // Bytes held from the system (live blocks with their rounding, plus any
+  // cache) and their highest value since start or reset_peak(). An allocator
+  // that holds nothing beyond its live allocations reports those.
   virtual std::int64_t reserved_bytes() const { return current_bytes(); }
+  virtual std::int64_t peak_reserved_bytes() const { return peak_bytes(); }
   MemoryStats stats() const;
 
-  // Starts a new peak measurement from the current usage.
-  void reset_peak() { peak_bytes_.store(current_bytes_.load()); }
+  // Starts new peak measurements (bytes and reserved bytes) from the current usage.
+  void reset_peak() {
+    peak_bytes_.store(current_bytes_.load());
+    reset_peak_reserved();
+  }
   void reset_counters() { allocation_count_.store(0); }
   // Returns cached free memory to the system (allocators that cache).
   virtual void empty_cache() {}
@@ -45,6 +75,7 @@ class Allocator {
  protected:
   virtual void* raw_allocate(std::size_t bytes) = 0;
   virtual void raw_deallocate(void* ptr, std::size_t bytes) = 0;
+  virtual void reset_peak_reserved() {}
 
  private:
   std::atomic<std::int64_t> current_bytes_{0};
@@ -67,23 +98,31 @@ class CpuAllocator final : public Allocator {
 
   ~CpuAllocator() override;
   Device device() const override { return Device::cpu(); }
-  std::int64_t reserved_bytes() const override { return reserved_bytes_.load(); }
+  std::int64_t reserved_bytes() const override { return reserved_.current(); }
+  std::int64_t peak_reserved_bytes() const override { return reserved_.peak(); }
   void empty_cache() override;
   // The block size a request is served from.
-  static std::size_t block_size(std::size_t bytes);
+  static std::size_t block_size(std::size_t bytes) {
+    return size_class(bytes, alignment, min_cached_bytes);
+  }
 
  protected:
   void* raw_allocate(std::size_t bytes) override;
   void raw_deallocate(void* ptr, std::size_t bytes) override;
+  void reset_peak_reserved() override { reserved_.reset_peak(); }
 
  private:
-  std::atomic<std::int64_t> reserved_bytes_{0};
+  ReservedBytes reserved_;
   std::mutex cache_mutex_;
   std::unordered_map<std::size_t, std::vector<void*>> cache_;  // block size -> free blocks
 };
 
-// The allocator that serves a device. Backends other than the CPU register theirs.
+// The allocator that serves a device. A registered allocator wins; otherwise
+// a CUDA build creates and registers a CudaAllocator for every visible GPU on
+// the first request for a CUDA device (src/cuda/cuda_allocator.h). Throws Error
+// naming the device when it is not available (check_device in device.h).
 Allocator& allocator_for(Device device);
+// Serves `device` with `allocator` from now on (which must outlive its use).
 void register_allocator(Device device, Allocator* allocator);
 
 }  // namespace topkformer

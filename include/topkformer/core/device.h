@@ -23,4 +23,18 @@ struct Device {
   bool operator==(const Device&) const = default;
 };
 
+// CUDA devices this process can use: 0 in a build without the CUDA backend
+// and when the CUDA runtime sees no GPU (no driver, no device,
+// CUDA_VISIBLE_DEVICES empty). Queried once.
+int cuda_device_count();
+// Why cuda_device_count() is 0, for messages and skipped tests ("" when it is not).
+std::string cuda_unavailable_reason();
+// Throws Error naming the device unless this build and process can use it
+// (the CPU always; cuda:N when N < cuda_device_count()).
+void check_device(Device device);
+// Blocks until all work queued on the device has finished (nothing to wait
+// for on the CPU). Copies to the host synchronize by themselves; this is for
+// timing and for handing memory to code outside the framework.
+void synchronize(Device device);
+
 }  // namespace topkformer

@@ -72,4 +72,28 @@ constexpr DType dtype_of<std::uint8_t>() {
   return DType::u8;
 }
 
+// Calls body(T{}) with the C++ type T of `dtype` (float, double, int32_t,
+// int64_t, uint8_t): one switch for every kernel that handles any dtype, on
+// the CPU and in CUDA host code alike.
+template <typename Body>
+void visit_dtype(DType dtype, Body&& body) {
+  switch (dtype) {
+    case DType::f32:
+      body(float{});
+      return;
+    case DType::f64:
+      body(double{});
+      return;
+    case DType::i32:
+      body(std::int32_t{});
+      return;
+    case DType::i64:
+      body(std::int64_t{});
+      return;
+    case DType::u8:
+      body(std::uint8_t{});
+      return;
+  }
+}
+
 }  // namespace topkformer

@@ -91,8 +91,8 @@ class Tensor {
   Tensor contiguous() const;  // *this when already contiguous
   Tensor clone() const;
   Tensor to(DType dtype) const;
-  Tensor to(Device device) const;
-  void copy_(const Tensor& source);  // same shape; dtype converted
+  Tensor to(Device device) const;    // a contiguous copy on `device` (*this when already there)
+  void copy_(const Tensor& source);  // same shape; dtype converted; across devices too
   void fill_(double value);
   void zero_() { fill_(0.0); }
 

@@ -13,56 +13,23 @@
 
 namespace topkformer::kernels::cpu {
 
-// Calls body(T{}) with T the C++ type of `dtype`.
+// Calls body(T{}) with T the C++ type of `dtype`, which must be f32 or f64.
 template <typename Body>
 void dispatch_floating(DType dtype, const char* op, Body&& body) {
-  switch (dtype) {
-    case DType::f32:
-      body(float{});
-      return;
-    case DType::f64:
-      body(double{});
-      return;
-    default:
-      break;
-  }
-  throw Error(detail::concat(op, ": expected an f32 or f64 tensor, got ", dtype_name(dtype)));
+  TKF_CHECK(is_floating(dtype), op, ": expected an f32 or f64 tensor, got ", dtype_name(dtype));
+  visit_dtype(dtype, [&](auto zero) {
+    if constexpr (std::is_floating_point_v<decltype(zero)>) body(zero);
+  });
 }
 
+// The same for index tensors: i32 or i64.
 template <typename Body>
 void dispatch_index(DType dtype, const char* op, Body&& body) {
-  switch (dtype) {
-    case DType::i32:
-      body(std::int32_t{});
-      return;
-    case DType::i64:
-      body(std::int64_t{});
-      return;
-    default:
-      break;
-  }
-  throw Error(detail::concat(op, ": expected an i32 or i64 index tensor, got ", dtype_name(dtype)));
-}
-
-template <typename Body>
-void dispatch_any(DType dtype, Body&& body) {
-  switch (dtype) {
-    case DType::f32:
-      body(float{});
-      return;
-    case DType::f64:
-      body(double{});
-      return;
-    case DType::i32:
-      body(std::int32_t{});
-      return;
-    case DType::i64:
-      body(std::int64_t{});
-      return;
-    case DType::u8:
-      body(std::uint8_t{});
-      return;
-  }
+  TKF_CHECK(is_index(dtype), op, ": expected an i32 or i64 index tensor, got ", dtype_name(dtype));
+  visit_dtype(dtype, [&](auto zero) {
+    using T = decltype(zero);
+    if constexpr (std::is_same_v<T, std::int32_t> || std::is_same_v<T, std::int64_t>) body(zero);
+  });
 }
 
 // The base pointer of a tensor's storage, typed: strided kernels add element offsets to it.

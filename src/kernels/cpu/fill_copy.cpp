@@ -15,9 +15,9 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
   TKF_CHECK(src.device().is_cpu() && dst.device().is_cpu(), "copy: no path from ",
             src.device().str(), " to ", dst.device().str(), " in this build");
   StridedRows<2> loop(dst.shape(), {&src, &dst});
-  dispatch_any(src.dtype(), [&](auto src_zero) {
+  visit_dtype(src.dtype(), [&](auto src_zero) {
     using From = decltype(src_zero);
-    dispatch_any(dst.dtype(), [&](auto dst_zero) {
+    visit_dtype(dst.dtype(), [&](auto dst_zero) {
       using To = decltype(dst_zero);
       const From* from = storage_base<From>(src);
       To* to = storage_base<To>(dst);
@@ -35,7 +35,7 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
 
 void CpuBackend::fill(const Tensor& dst, double value) {
   StridedRows<1> loop(dst.shape(), {&dst});
-  dispatch_any(dst.dtype(), [&](auto zero) {
+  visit_dtype(dst.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T* base = storage_base<T>(dst);
     const T filler = static_cast<T>(value);
@@ -50,7 +50,7 @@ void CpuBackend::fill(const Tensor& dst, double value) {
 }
 
 void CpuBackend::arange(const Tensor& dst, double start, double step) {
-  dispatch_any(dst.dtype(), [&](auto zero) {
+  visit_dtype(dst.dtype(), [&](auto zero) {
     using T = decltype(zero);
     T* out = typed_mut<T>(dst);
     for (std::int64_t i = 0; i < dst.numel(); ++i)

@@ -1,0 +1,105 @@
+// Shared by the `bench` commands (attention, ff, model, train): the options
+// the layer benchmarks share, random token ids, one measurement of a workload
+// (times over repeated runs after warm-up, the allocator's peak and reserved
+// bytes, the process's peak resident memory), and the output table / CSV.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "app/timing.h"
+#include "topkformer/core/rng.h"
+#include "topkformer/core/tensor.h"
+
+namespace topkformer::app {
+
+struct LayerBenchOptions {
+  std::vector<std::string> variants;
+  std::vector<std::int64_t> lengths{1024, 2048, 4096, 8192};
+  std::int64_t batch = 1, d_model = 256, k = 128, chunk_size = 1024;
+  bool backward = false;
+  int warmup = 1, repeats = 3;
+  std::string device = "cpu";
+  std::string csv;
+};
+
+// Registers the options the benchmarks share on `command`; --backward only
+// when `backward_flag` (bench model always runs forward + backward).
+void add_layer_bench_options(CLI::App& command, LayerBenchOptions& options,
+                             bool backward_flag = true);
+
+// i64 ids uniform in [0, upper) (random tokens or labels; never all zeros).
+Tensor random_ids(const Shape& shape, std::int64_t upper, Generator& generator);
+
+struct Measurement {
+  Timing timing;               // over the timed runs; timing.repeats of them ran (0: none)
+  double total_seconds = 0.0;  // the timed runs together
+  // Peak of the allocator's live bytes over the timed runs, above what was
+  // held before them (inputs and weights): what the workload itself needed.
+  std::int64_t peak_bytes = 0;
+  // The most the allocator held from the system (Allocator::reserved_bytes():
+  // live blocks and the caching allocator's free blocks; weights and inputs
+  // included), over the warm-up and timed runs: the larger of the reserved
+  // bytes read after every run and the exact peak of the live bytes. Blocks of
+  // 1 MiB and more stay reserved once obtained, so this misses at most the
+  // rounding of live blocks and the blocks under 1 MiB freed before a run ended.
+  std::int64_t peak_reserved_bytes = 0;
+  // The process's peak resident memory: over the timed runs when
+  // rss_peak_is_per_measurement(), else since the process started.
+  std::int64_t peak_rss_bytes = 0;
+  // Set when a run's reserved bytes exceeded measure_workload()'s reserved_limit: the
+  // runs stopped there (timing then covers the timed runs done, maybe none).
+  bool exceeded_limit = false;
+};
+
+// Whether the peak resident memory can be reset before a measurement (Linux:
+// writing 5 to /proc/self/clear_refs resets VmHWM), so that each measurement
+// has its own peak. Checked once.
+bool rss_peak_is_per_measurement();
+// The CSV column of Measurement::peak_rss_bytes: peak_rss_bytes (per
+// measurement) or process_peak_rss_bytes (since the process started).
+std::string rss_column_name();
+
+// Measures `run` (one forward, forward + backward, or a training step) on
+// `device`: empties the allocator's cache (so reserved and resident bytes
+// reflect this workload, not earlier ones), runs `warmup` untimed runs, then
+// `repeats` timed ones. A reserved_limit > 0 stops the runs as soon as the
+// reserved bytes exceed it (Measurement::exceeded_limit).
+Measurement measure_workload(const std::string& device, const std::function<void()>& run,
+                             int warmup, int repeats, std::int64_t reserved_limit = 0);
+
+// "30GiB", "512MiB", "1.5G", "1000000" (bytes): binary units B, KiB/K, MiB/M,
+// GiB/G, TiB/T; decimal kB/KB, MB, GB, TB. Throws Error on anything else.
+std::int64_t parse_bytes(const std::string& text);
+// 1536 -> "1.5 KiB", 32212254720 -> "30.0 GiB".
+std::string format_bytes(std::int64_t bytes);
+
+// Prints one table row per measurement and, when csv_path is set, writes the
+// same rows as CSV. Header = the given columns, then time_median_s,
+// time_min_s, time_max_s, peak_bytes, peak_reserved_bytes and rss_column_name().
+// A row without a measurement (a length that was not run) prints "-" and
+// leaves those CSV fields empty.
+class BenchReport {
+ public:
+  struct Column {
+    Column(const char* column_name) : name(column_name) {}  // NOLINT: implicit on purpose
+    Column(std::string column_name, int column_width)
+        : name(std::move(column_name)), width(column_width) {}
+    std::string name;
+    int width = 11;  // table width (at least the name's length + 1)
+  };
+  explicit BenchReport(std::vector<Column> columns);
+  void add(const std::vector<std::string>& values, const std::optional<Measurement>& measurement);
+  void write_csv(const std::string& path) const;
+
+ private:
+  std::vector<Column> columns_;
+  std::vector<std::vector<std::string>> rows_;
+};
+
+}  // namespace topkformer::app
