@@ -85,10 +85,22 @@ std::vector<double> reference_sum_to(const Tensor& x, const Shape& out_shape) {
 }
 
 const std::pair<Shape, Shape> broadcast_patterns[] = {
-    {{4, 5, 6}, {1, 5, 6}}, {{4, 5, 6}, {4, 1, 6}},       {{4, 5, 6}, {4, 5, 1}},
-    {{4, 5, 6}, {1, 5, 1}}, {{4, 5, 6}, {1, 1, 1}},       {{4, 5, 6}, {4, 5, 6}},
-    {{17, 3}, {1, 3}},      {{17, 3}, {17, 1}},           {{2, 3, 4, 5}, {1, 1, 4, 5}},
-    {{1, 1}, {1, 1}},       {{2, 3, 4, 5}, {2, 1, 4, 1}}, {{0, 3}, {1, 3}}};  // an empty sum is 0
+    {{4, 5, 6}, {1, 5, 6}},
+    {{4, 5, 6}, {4, 1, 6}},
+    {{4, 5, 6}, {4, 5, 1}},
+    {{4, 5, 6}, {1, 5, 1}},
+    {{4, 5, 6}, {1, 1, 1}},
+    {{4, 5, 6}, {4, 5, 6}},
+    {{17, 3}, {1, 3}},
+    {{17, 3}, {17, 1}},
+    {{2, 3, 4, 5}, {1, 1, 4, 5}},
+    {{1, 1}, {1, 1}},
+    {{2, 3, 4, 5}, {2, 1, 4, 1}},
+    {{0, 3}, {1, 3}},  // an empty sum is 0
+    // Leading dimensions only (bias gradients), wide enough for several
+    // column blocks and threads.
+    {{300, 200}, {1, 200}},
+    {{3, 100, 70}, {1, 1, 70}}};
 
 TEST_P(ReduceKernel, SumToMatchesLoopForBroadcastPatterns) {
   for (const auto& [x_shape, out_shape] : broadcast_patterns) {

@@ -42,7 +42,8 @@ void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets,
           for (std::int64_t c = 1; c < classes; ++c) max_value = std::max(max_value, row[c]);
           double total = 0.0, sum_logits = 0.0;
           for (std::int64_t c = 0; c < classes; ++c) {
-            total += std::exp(double(row[c] - max_value));
+            // exp in T (expf for f32: twice as fast as the double one), summed in double.
+            total += double(std::exp(row[c] - max_value));
             sum_logits += row[c];
           }
           const double log_normalizer = std::log(total) + max_value;

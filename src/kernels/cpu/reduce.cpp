@@ -1,4 +1,6 @@
 // Reductions: row sums and maxima, and the sum over broadcast dimensions.
+#include <array>
+
 #include "cpu_backend.h"
 #include "dispatch.h"
 
@@ -53,6 +55,48 @@ void CpuBackend::max_rows(const Tensor& x, const Tensor& values, const Tensor& i
   });
 }
 
+namespace {
+
+// Whether sum_to reduces only leading dimensions of a contiguous x into a
+// contiguous out ([N, C] -> [1, C], as bias gradients do).
+bool sums_leading_dimensions(const Tensor& x, const Tensor& out) {
+  if (!x.is_contiguous() || !out.is_contiguous()) return false;
+  bool kept = false;
+  for (int d = 0; d < x.dim(); ++d) {
+    const bool reduced = out.size(d) == 1 && x.size(d) != 1;
+    if (reduced && kept) return false;
+    kept = kept || !reduced;
+  }
+  return true;
+}
+
+// The same sums as the general loop (each output adds its inputs in row
+// order, in double), but a block of columns at a time, so that rows are read
+// contiguously instead of one column at a time with a stride of a whole row.
+void sum_leading_dimensions(const Tensor& x, const Tensor& out) {
+  const std::int64_t columns = out.numel(), rows = x.numel() / columns;
+  constexpr std::int64_t block = 64;
+  dispatch_floating(x.dtype(), "sum_to", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = x.data<T>();
+    T* result = out.data<T>();
+    const std::int64_t blocks = (columns + block - 1) / block;
+    parallel_for(blocks, rows * block, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t b = begin; b < end; ++b) {
+        const std::int64_t first = b * block, width = std::min(block, columns - first);
+        std::array<double, block> totals{};
+        for (std::int64_t r = 0; r < rows; ++r) {
+          const T* row = in + r * columns + first;
+          for (std::int64_t c = 0; c < width; ++c) totals[std::size_t(c)] += row[c];
+        }
+        for (std::int64_t c = 0; c < width; ++c) result[first + c] = T(totals[std::size_t(c)]);
+      }
+    });
+  });
+}
+
+}  // namespace
+
 void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
   TKF_CHECK(x.dim() == out.dim(), "sum_to: ranks differ, ", shape_str(x.shape()), " -> ",
             shape_str(out.shape()));
@@ -83,6 +127,10 @@ void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
     if (out.size(d) == 1) kept_strides[d] = 0;
   }
   const Shape& out_shape = out.shape();
+  if (sums_leading_dimensions(x, out)) {
+    sum_leading_dimensions(x, out);
+    return;
+  }
   dispatch_floating(x.dtype(), "sum_to", [&](auto zero) {
     using T = decltype(zero);
     const T* in = storage_base<T>(x);
