@@ -3,6 +3,7 @@
 
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "vector_math.h"
 
 namespace topkformer::kernels {
 
@@ -58,14 +59,16 @@ void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const T
         for (std::int64_t j = valid; j < n; ++j) y[j] = masked;
         if (valid == 0) continue;
         T max_value = row[0];
+#pragma omp simd reduction(max : max_value)
         for (std::int64_t j = 1; j < valid; ++j) max_value = std::max(max_value, row[j]);
         if (std::isinf(max_value) && max_value < 0) {  // every entry already -inf: masked
           for (std::int64_t j = 0; j < valid; ++j) y[j] = masked;
           continue;
         }
         T total = 0;
+#pragma omp simd reduction(+ : total)
         for (std::int64_t j = 0; j < valid; ++j) {
-          y[j] = std::exp(row[j] - max_value);
+          y[j] = vector_exp(row[j] - max_value);
           total += y[j];
         }
         if (log) {
