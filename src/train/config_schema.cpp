@@ -43,6 +43,11 @@ std::vector<Key> build_keys() {
                "true: pre-LN blocks, x + f(LN(x)); false: post-LN, LN(x + f(x))"),
           choice("positions", TKF_MEMBER(model.positions), {"learned", "sinusoidal"},
                  nn::parse_position_kind, "position encoding: a learned table or fixed sinusoids"),
+          number("embedding_init_std", TKF_MEMBER(model.embedding_init_std), positive(),
+                 "std of the token embeddings' normal initialisation; sinusoidal positions "
+                 "need a token signal of comparable size (docs/models.md)"),
+          flag("scale_embeddings", TKF_MEMBER(model.scale_embeddings),
+               "multiply the token embeddings by sqrt(d_model) at the input (Vaswani et al.)"),
           choice("pooling", TKF_MEMBER(model.pooling), {"cls", "mean"}, models::parse_pooling,
                  "classifiers: the CLS position's state, or the mean over the text"),
           integer("head_hidden", TKF_MEMBER(model.head_hidden), at_least(0),

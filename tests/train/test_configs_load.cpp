@@ -1,7 +1,7 @@
-// Every config the project ships loads, and the paper configs (configs/lra,
-// configs/wikitext103) hold the paper's hyperparameters (Tables 4 and 7) and
-// differ between the attention variants of one task only in the attention
-// section.
+// Every config the project ships loads; the paper configs (configs/lra,
+// configs/wikitext103) hold the paper's hyperparameters (Tables 4 and 7); the
+// attention variants of one task (paper and configs/small) differ only in the
+// attention section.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -36,7 +36,7 @@ std::vector<fs::path> all_configs() {
 
 constexpr std::array<const char*, 4> kVariants = {"vanilla", "chunked", "topk", "performer"};
 
-Config load_paper_config(const std::string& relative) {
+Config load_shipped_config(const std::string& relative) {
   const fs::path file = configs_dir() / relative;
   if (!fs::exists(file)) throw Error(file.string() + ": missing");
   return load_config(file);
@@ -44,8 +44,8 @@ Config load_paper_config(const std::string& relative) {
 
 TEST(ConfigsLoad, EveryYamlUnderConfigsLoads) {
   const std::vector<fs::path> files = all_configs();
-  // quickstart, four test configs, 12 LRA and 4 WikiText-103 paper configs at least.
-  EXPECT_GE(files.size(), 21u);
+  // quickstart, four test configs, 12 LRA and 4 WikiText-103 paper configs, 9 small ones.
+  EXPECT_GE(files.size(), 30u);
   for (const fs::path& file : files) {
     SCOPED_TRACE(file.string());
     try {
@@ -82,7 +82,7 @@ TEST(ConfigsLoad, LraConfigsHoldTable4) {
     for (const char* variant : kVariants) {
       const std::string name = std::string("lra/") + task.name + "_" + variant + ".yaml";
       SCOPED_TRACE(name);
-      const Config c = load_paper_config(name);
+      const Config c = load_shipped_config(name);
       EXPECT_EQ(c.data.task, task.task);
       EXPECT_EQ(c.data.dir.generic_string(), task.dir);
       EXPECT_EQ(c.data.max_length, task.max_length);
@@ -103,15 +103,15 @@ TEST(ConfigsLoad, LraConfigsHoldTable4) {
       EXPECT_EQ(c.model.transformer.dropout, 0.1);
     }
   }
-  const Config topk = load_paper_config("lra/listops_topk.yaml");
+  const Config topk = load_shipped_config("lra/listops_topk.yaml");
   EXPECT_EQ(topk.model.transformer.attention.kind, AttentionKind::topk);
   EXPECT_EQ(topk.model.transformer.attention.k, 128);
   EXPECT_EQ(topk.train.batch_size, 16);
   EXPECT_EQ(topk.train.steps, 20000);
-  const Config imdb = load_paper_config("lra/imdb_vanilla.yaml");
+  const Config imdb = load_shipped_config("lra/imdb_vanilla.yaml");
   EXPECT_EQ(imdb.data.tokenizer, TokenizerKind::byte);
   EXPECT_EQ(imdb.data.valid_file, "test.tsv");  // LRA validates on the test split
-  const Config aan = load_paper_config("lra/aan_performer.yaml");
+  const Config aan = load_shipped_config("lra/aan_performer.yaml");
   EXPECT_EQ(aan.data.train_file, "new_aan_pairs.train.tsv");
   EXPECT_EQ(aan.data.valid_file, "new_aan_pairs.eval.tsv");
   EXPECT_EQ(aan.data.test_file, "new_aan_pairs.test.tsv");
@@ -121,7 +121,7 @@ TEST(ConfigsLoad, WikiTextConfigsHoldTable7) {
   for (const char* variant : kVariants) {
     const std::string name = std::string("wikitext103/lm_") + variant + ".yaml";
     SCOPED_TRACE(name);
-    const Config c = load_paper_config(name);
+    const Config c = load_shipped_config(name);
     EXPECT_EQ(c.data.task, TaskKind::lm);
     EXPECT_EQ(c.data.dir.generic_string(), "${TOPKFORMER_DATA}/wikitext-103");
     EXPECT_EQ(c.data.train_file, "wiki.train.tokens");  // the full split, not the local prefix
@@ -144,26 +144,40 @@ TEST(ConfigsLoad, WikiTextConfigsHoldTable7) {
     EXPECT_EQ(c.model.transformer.heads, 8);
     EXPECT_EQ(c.model.transformer.dropout, 0.1);
   }
-  const Config topk = load_paper_config("wikitext103/lm_topk.yaml");
+  const Config topk = load_shipped_config("wikitext103/lm_topk.yaml");
   EXPECT_EQ(topk.model.transformer.attention.kind, AttentionKind::topk);
   EXPECT_EQ(topk.model.transformer.attention.k, 64);
 }
 
 // Each file's attention.kind is the one its name says, and with the attention
-// section set to the vanilla file's, the four files of a task are one config.
+// section set to the vanilla file's, the variant files of a task are one config:
+// the paper's four variants, and configs/small's vanilla, topk and performer.
 TEST(ConfigsLoad, VariantsDifferOnlyInAttention) {
-  const std::array<const char*, 4> tasks = {"lra/listops", "lra/imdb", "lra/aan", "wikitext103/lm"};
+  struct Family {
+    const char* task;
+    bool paper;  // paper configs: chunk size 1024, and a chunked variant
+  };
+  const std::array<Family, 7> families = {{{"lra/listops", true},
+                                           {"lra/imdb", true},
+                                           {"lra/aan", true},
+                                           {"wikitext103/lm", true},
+                                           {"small/listops", false},
+                                           {"small/imdb", false},
+                                           {"small/lm", false}}};
   const std::array<AttentionKind, 4> kinds = {AttentionKind::vanilla, AttentionKind::chunked,
                                               AttentionKind::topk, AttentionKind::performer};
-  for (const char* task : tasks) {
-    const Config vanilla = load_paper_config(std::string(task) + "_vanilla.yaml");
+  for (const Family& family : families) {
+    const std::string task = family.task;
+    const Config vanilla = load_shipped_config(task + "_vanilla.yaml");
     for (std::size_t i = 0; i < kVariants.size(); ++i) {
-      const std::string name = std::string(task) + "_" + kVariants[i] + ".yaml";
+      if (!family.paper && kinds[i] == AttentionKind::chunked) continue;
+      const std::string name = task + "_" + kVariants[i] + ".yaml";
       SCOPED_TRACE(name);
-      Config config = load_paper_config(name);
+      Config config = load_shipped_config(name);
       const attention::AttentionConfig& attention = config.model.transformer.attention;
       EXPECT_EQ(attention.kind, kinds[i]);
-      if (attention.kind == AttentionKind::chunked || attention.kind == AttentionKind::topk) {
+      if (family.paper &&
+          (attention.kind == AttentionKind::chunked || attention.kind == AttentionKind::topk)) {
         EXPECT_EQ(attention.chunk_size, 1024);
       }
       if (attention.kind == AttentionKind::performer) {

@@ -17,6 +17,12 @@ struct ModelConfig {
   std::int64_t vocab_size = 0;
   std::int64_t max_length = 1024;  // longest input the position table covers
   nn::PositionKind positions = nn::PositionKind::learned;
+  // Token embeddings: normal(0, embedding_init_std), multiplied by
+  // sqrt(d_model) at the input when scale_embeddings (Vaswani et al. §3.4).
+  // Fixed sinusoids have unit scale, so the token signal must be comparable:
+  // LRA initialises with std 1, fairseq with d_model^-0.5 and the scale.
+  double embedding_init_std = 0.02;
+  bool scale_embeddings = false;
   nn::TransformerConfig transformer;
   // Classifier and dual encoder.
   std::int64_t num_classes = 2;
@@ -24,7 +30,7 @@ struct ModelConfig {
   std::int64_t head_hidden = 0;     // hidden width of the MLP head (0: d_model)
   // Language model: output projection shares the input embedding matrix.
   bool tie_embeddings = true;
-  std::uint64_t seed = 0;  // initialisation seed
+  std::uint64_t seed = 0;    // initialisation seed
   DType dtype = DType::f32;  // f64 for gradient checks
 };
 
@@ -39,6 +45,7 @@ class SequenceEncoder : public nn::Module {
 
  private:
   bool causal_;
+  double embedding_scale_;  // 1 or sqrt(d_model)
   std::shared_ptr<nn::Embedding> embedding_;
   std::shared_ptr<nn::PositionalEncoding> positions_;
   std::shared_ptr<nn::Dropout> dropout_;
