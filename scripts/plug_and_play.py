@@ -3,7 +3,8 @@
 without further training, with other attention and feed-forward variants.
 
     python3 scripts/plug_and_play.py --checkpoint runs/imdb_vanilla --split test \\
-        [--k 4,8,16,32,64,128] [--features 256] [--ff-k 32,64,128] [--tool build/src/topkformer]
+        [--k 4,8,16,32,64,128] [--features 256] [--ff-k 32,64,128] [--tool build/src/topkformer] \\
+        [--set data.max_eval_examples=2000 ...]
 
 Runs `topkformer eval --checkpoint ... --set ...` once per setting (each
 appends its JSON line to RUN/eval.jsonl) and prints a Markdown table: the
@@ -32,7 +33,7 @@ def settings(args):
 
 def evaluate(args, overrides):
     command = [args.tool, "eval", "--checkpoint", args.checkpoint, "--split", args.split]
-    for override in overrides:
+    for override in args.set + overrides:
         command += ["--set", override]
     finished = subprocess.run(command, capture_output=True, text=True)
     if finished.returncode != 0:
@@ -57,6 +58,8 @@ def main():
     parser.add_argument("--features", type=int, default=256, help="Performer features (0: none)")
     parser.add_argument("--ff-k", type=integers, default=[],
                         help="top-k feed-forward k values (e.g. 32,64,128)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override for every evaluation (repeatable)")
     args = parser.parse_args()
 
     rows = []

@@ -157,12 +157,13 @@ TEST(ConfigsLoad, VariantsDifferOnlyInAttention) {
     const char* task;
     bool paper;  // paper configs: chunk size 1024, and a chunked variant
   };
-  const std::array<Family, 7> families = {{{"lra/listops", true},
+  const std::array<Family, 8> families = {{{"lra/listops", true},
                                            {"lra/imdb", true},
                                            {"lra/aan", true},
                                            {"wikitext103/lm", true},
                                            {"small/listops", false},
                                            {"small/imdb", false},
+                                           {"small/imdb_bytes", false},
                                            {"small/lm", false}}};
   const std::array<AttentionKind, 4> kinds = {AttentionKind::vanilla, AttentionKind::chunked,
                                               AttentionKind::topk, AttentionKind::performer};
