@@ -16,8 +16,9 @@ struct AttentionBenchOptions : LayerBenchOptions {
 
 void run_attention_bench(const AttentionBenchOptions& options) {
   const Device device = Device::parse(options.device);
-  BenchReport report(
-      {"variant", "length", "batch", "d_model", "heads", "k", "chunk_size", "causal", "backward"});
+  const DType dtype = precision_dtype(options.precision);
+  BenchReport report({"variant", "length", "batch", "d_model", "heads", "k", "chunk_size", "causal",
+                      "backward", "precision"});
   for (const std::string& variant : options.variants) {
     attention::AttentionConfig config;
     config.kind = attention::parse_attention_kind(variant);
@@ -25,9 +26,9 @@ void run_attention_bench(const AttentionBenchOptions& options) {
     config.chunk_size = options.chunk_size;
     config.num_features = options.num_features;
     Generator init(1);
-    nn::MultiHeadAttention layer(options.d_model, options.heads, config, init);
+    nn::MultiHeadAttention layer(options.d_model, options.heads, config, init, dtype);
     for (std::int64_t length : options.lengths) {
-      Tensor x = Tensor::randn({options.batch, length, options.d_model}, init).to(device);
+      Tensor x = Tensor::randn({options.batch, length, options.d_model}, init, dtype).to(device);
       x.set_requires_grad(options.backward);
       const nn::AttentionMask mask{options.causal, {}};
       const auto run = [&] {
@@ -44,7 +45,7 @@ void run_attention_bench(const AttentionBenchOptions& options) {
       report.add({variant, std::to_string(length), std::to_string(options.batch),
                   std::to_string(options.d_model), std::to_string(options.heads),
                   std::to_string(options.k), std::to_string(options.chunk_size),
-                  options.causal ? "1" : "0", options.backward ? "1" : "0"},
+                  options.causal ? "1" : "0", options.backward ? "1" : "0", options.precision},
                  measure_workload(options.device, run, options.warmup, options.repeats));
     }
   }

@@ -15,8 +15,9 @@ struct FeedForwardBenchOptions : LayerBenchOptions {
 
 void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
   const Device device = Device::parse(options.device);
-  BenchReport report(
-      {"variant", "length", "batch", "d_model", "d_ff", "k", "chunk_size", "backward"});
+  const DType dtype = precision_dtype(options.precision);
+  BenchReport report({"variant", "length", "batch", "d_model", "d_ff", "k", "chunk_size",
+                      "backward", "precision"});
   for (const std::string& variant : options.variants) {
     nn::FeedForwardConfig config;
     config.kind = nn::parse_feed_forward_kind(variant);
@@ -24,9 +25,9 @@ void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
     config.chunk_size = options.chunk_size;
     for (std::int64_t hidden : options.d_ff) {
       Generator init(1);
-      nn::FeedForward layer(options.d_model, hidden, config, init);
+      nn::FeedForward layer(options.d_model, hidden, config, init, dtype);
       for (std::int64_t length : options.lengths) {
-        Tensor x = Tensor::randn({options.batch, length, options.d_model}, init).to(device);
+        Tensor x = Tensor::randn({options.batch, length, options.d_model}, init, dtype).to(device);
         x.set_requires_grad(options.backward);
         const auto run = [&] {
           if (!options.backward) {
@@ -42,7 +43,7 @@ void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
         report.add(
             {variant, std::to_string(length), std::to_string(options.batch),
              std::to_string(options.d_model), std::to_string(hidden), std::to_string(options.k),
-             std::to_string(options.chunk_size), options.backward ? "1" : "0"},
+             std::to_string(options.chunk_size), options.backward ? "1" : "0", options.precision},
             measure_workload(options.device, run, options.warmup, options.repeats));
       }
     }

@@ -83,6 +83,7 @@ models::ModelConfig model_config(const ModelBenchOptions& options, const std::st
   config.max_length = length;
   config.positions = nn::PositionKind::learned;
   config.seed = 1;
+  config.dtype = precision_dtype(options.precision);
   nn::TransformerConfig& t = config.transformer;
   t.layers = options.layers;
   t.d_model = options.d_model;
@@ -141,6 +142,7 @@ void run_model_bench(const ModelBenchOptions& options) {
                       "chunk_size",
                       "feed_forward",
                       "checkpoint",
+                      "precision",
                       {"budget", 15}});
   std::vector<std::pair<std::string, VariantResult>> results;
   for (const std::string& variant : options.variants) {
@@ -159,7 +161,8 @@ void run_model_bench(const ModelBenchOptions& options) {
                                                std::to_string(options.k),
                                                std::to_string(options.chunk_size),
                                                options.feed_forward,
-                                               options.checkpoint_layers ? "1" : "0"};
+                                               options.checkpoint_layers ? "1" : "0",
+                                               options.precision};
       const auto add_row = [&](Fit fit, const std::optional<Measurement>& measurement) {
         std::vector<std::string> row = values;
         row.push_back(fit_name(fit));

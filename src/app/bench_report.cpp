@@ -78,7 +78,15 @@ void add_layer_bench_options(CLI::App& command, LayerBenchOptions& options, bool
       ->check(CLI::NonNegativeNumber);
   command.add_option("--repeats", options.repeats, "Timed runs")->check(CLI::PositiveNumber);
   command.add_option("--device", options.device, "cpu, cuda or cuda:N");
+  command.add_option("--precision", options.precision, "fp32 or fp64: weights and activations")
+      ->check(CLI::IsMember({"fp32", "fp64"}));
   command.add_option("--csv", options.csv, "Also write the rows to this CSV file");
+}
+
+DType precision_dtype(const std::string& precision) {
+  if (precision == "fp32") return DType::f32;
+  if (precision == "fp64") return DType::f64;
+  throw Error("--precision: expected fp32 or fp64, got '" + precision + "'");
 }
 
 Tensor random_ids(const Shape& shape, std::int64_t upper, Generator& generator) {

@@ -25,8 +25,12 @@ struct LayerBenchOptions {
   bool backward = false;
   int warmup = 1, repeats = 3;
   std::string device = "cpu";
+  std::string precision = "fp32";  // fp32|fp64: the dtype of weights, inputs and activations
   std::string csv;
 };
+
+// The dtype of --precision (fp32|fp64, checked by the option).
+DType precision_dtype(const std::string& precision);
 
 // Registers the options the benchmarks share on `command`; --backward only
 // when `backward_flag` (bench model always runs forward + backward).

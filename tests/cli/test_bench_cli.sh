@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The bench commands end to end, with tiny sizes (seconds); no timing is asserted:
 #   - every bench CSV has the common columns (times, peak, reserved and resident bytes);
+#   - --precision fp64 doubles the peak bytes of vanilla attention; an unknown precision is refused;
 #   - `bench model` decides "does not fit" on the peak reserved bytes: with a budget between
 #     two lengths' peaks the longer one does not fit and the longer ones after it are skipped,
 #     and a budget below every peak leaves no length;
@@ -18,6 +19,21 @@ common_columns='time_median_s,time_min_s,time_max_s,peak_bytes,peak_reserved_byt
 head -1 "$work/attention.csv" | grep -Eq "^variant,length,.*,$common_columns" ||
   fail "bench attention CSV header: $(head -1 "$work/attention.csv")"
 [[ $(wc -l <"$work/attention.csv") -eq 3 ]] || fail "bench attention: expected 2 rows"
+
+# --precision fp64 holds every float tensor in 8 bytes: vanilla attention (no index tensors)
+# needs exactly twice the peak bytes of fp32.
+peak_of() {  # CSV file -> the peak_bytes of its first row
+  awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "peak_bytes") c = i } NR == 2 { print $c }' "$1"
+}
+for precision in fp32 fp64; do
+  "$tool" --threads 1 bench attention --variants vanilla --lengths 64 --d-model 16 --heads 2 \
+    --backward --warmup 0 --repeats 1 --precision $precision --csv "$work/attention_$precision.csv" \
+    >/dev/null || fail "bench attention --precision $precision failed"
+  grep -q ",$precision," "$work/attention_$precision.csv" || fail "no $precision in the CSV row"
+done
+[[ $(peak_of "$work/attention_fp64.csv") -eq $((2 * $(peak_of "$work/attention_fp32.csv"))) ]] ||
+  fail "fp64 peak $(peak_of "$work/attention_fp64.csv") is not twice fp32's $(peak_of "$work/attention_fp32.csv")"
+"$tool" bench ff --precision fp16 >/dev/null 2>&1 && fail "bench ff accepted --precision fp16"
 
 model_bench=("$tool" --threads 1 bench model --lengths 16,32,64,128
   --layers 2 --d-model 16 --heads 2 --d-ff 32 --vocab-size 50 --k 4 --chunk-size 8
