@@ -43,8 +43,15 @@ if(NOT TOPKFORMER_CUDA STREQUAL "OFF")
   endif()
   if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
-    set(CMAKE_CUDA_STANDARD 17)  # CMake 3.25 knows no C++20 dialect flag for nvcc 13
+    # C++20 like the host code, so kernels and their host glue share one .cu
+    # file and include the framework's headers. CMake 3.25 does not know
+    # nvcc 13's C++20 flag, so it is told. Relaxed constexpr lets device code
+    # call constexpr functions such as the Philox generator (core/rng.h).
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION -std=c++20)
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION -std=c++20)
+    set(CMAKE_CUDA_STANDARD 20)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    string(APPEND CMAKE_CUDA_FLAGS " --expt-relaxed-constexpr")
     # One CUDA runtime in every binary: the shared libcudart that CUDA::cudart
     # names, not a second, static copy among nvcc's implicit link libraries.
     set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)

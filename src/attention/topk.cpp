@@ -8,15 +8,6 @@ namespace {
 
 using kernels::Backend;
 
-// A length-1 key_lengths tensor for batch item b (or undefined), so that a
-// single head's [1, C, keys] scores can be masked on their own.
-Tensor key_length_of(const AttentionContext& context, std::int64_t b, std::int64_t* length) {
-  if (!context.key_lengths.defined()) return {};
-  *length = static_cast<std::int64_t>(
-      context.key_lengths.to(DType::i64).contiguous().data<std::int64_t>()[b]);
-  return Tensor::full({1}, double(*length), DType::i64);
-}
-
 class TopKAttentionFunction final : public autograd::Function {
  public:
   TopKAttentionFunction(AttentionContext context, std::int64_t top_k, std::int64_t chunk_size)
@@ -34,33 +25,12 @@ class TopKAttentionFunction final : public autograd::Function {
     Backend& backend = kernels::backend(q_.device());
     top_scores_ = Tensor::empty({groups, shape_.queries, kept}, q_.dtype(), q_.device());
     top_keys_ = Tensor::empty({groups, shape_.queries, kept}, DType::i32, q_.device());
-    // Slots left over where a query sees fewer than `kept` keys: score -inf
-    // (weight 0) on key 0, so they add nothing anywhere.
-    top_scores_.fill_(-INFINITY);
-    top_keys_.zero_();
-    const Tensor q = q_.view({groups, shape_.queries, shape_.head_dim});
-    const Tensor k = k_.view({groups, shape_.keys, shape_.head_dim});
-    for (std::int64_t g = 0; g < groups; ++g) {
-      std::int64_t length = shape_.keys;
-      const Tensor lengths = key_length_of(context_, g / shape_.heads, &length);
-      for (std::int64_t first = 0; first < shape_.queries; first += chunk_size_) {
-        const std::int64_t count = std::min(chunk_size_, shape_.queries - first);
-        const std::int64_t keys = std::min(visible_keys(shape_, context_, first, count), length);
-        if (keys <= 0) continue;
-        // The chunk's scores for one head: the only [C, Lk] buffer, freed at
-        // the end of this iteration.
-        const Tensor scores = Tensor::empty({1, count, keys}, q_.dtype(), q_.device());
-        backend.gemm(q.select(0, g).narrow(0, first, count), false,
-                     k.select(0, g).narrow(0, 0, keys), true, scores.select(0, 0), context_.scale,
-                     0.0);
-        kernels::RowMask mask = chunk_mask(shape_, context_, first);
-        mask.key_lengths = lengths;
-        backend.fill_masked(scores, mask, -INFINITY);
-        keep_top_k(scores.view({count, keys}), std::min(kept, keys),
-                   top_scores_.select(0, g).narrow(0, first, count),
-                   top_keys_.select(0, g).narrow(0, first, count));
-      }
-    }
+    // Slots left over where a query sees fewer than `kept` keys hold score
+    // -inf (weight 0), so they add nothing anywhere.
+    kernels::RowMask mask = chunk_mask(shape_, context_, 0);
+    backend.topk_scores(q_.view({groups, shape_.queries, shape_.head_dim}),
+                        k_.view({groups, shape_.keys, shape_.head_dim}), context_.scale, mask, kept,
+                        chunk_size_, top_scores_, top_keys_);
     const Tensor weights = dropped(softmax_of_scores());
     Tensor out = Tensor::empty({groups, shape_.queries, shape_.value_dim}, q_.dtype(), q_.device());
     backend.sparse_gather_sum(weights, top_keys_, v_.view({groups, shape_.keys, shape_.value_dim}),

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/cuda_test_util.h"
 #include "test_util.h"
 #include "topkformer/core/allocator.h"
 #include "topkformer/core/device.h"
@@ -21,12 +22,9 @@ namespace {
 
 using testing::expect_error_containing;
 
-#define SKIP_WITHOUT_GPU() \
-  if (cuda_device_count() == 0) GTEST_SKIP() << "needs a GPU: " << cuda_unavailable_reason()
-
 constexpr std::int64_t mib = std::int64_t{1} << 20;
 
-const Device gpu = Device::cuda(0);
+using testing::gpu;
 
 Allocator& gpu_allocator() {
   return allocator_for(gpu);

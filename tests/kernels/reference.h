@@ -159,11 +159,14 @@ inline std::string layout_name(Layout layout) {
   return "?";
 }
 
-// A [rows, cols] input in `layout` with values uniform in [low, high).
+// A [rows, cols] input in `layout` with values uniform in [low, high), a view
+// of a tensor on `device` (the values are drawn on the CPU, so every device
+// gets the same ones).
 inline Tensor strided_input(Layout layout, std::int64_t rows, std::int64_t cols, DType dtype,
-                            std::uint64_t seed, double low, double high) {
+                            std::uint64_t seed, double low, double high,
+                            Device device = Device::cpu()) {
   const auto draw = [&](const Shape& shape) {
-    return random_uniform(shape, dtype, seed, low, high);
+    return random_uniform(shape, dtype, seed, low, high).to(device);
   };
   switch (layout) {
     case Layout::contiguous:

@@ -148,6 +148,20 @@ class Backend {
   virtual void topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
                          const Tensor& indices) = 0;
 
+  // ---- top-k attention scores without the dense score matrix ----
+  // For each query row i of q[G, Lq, d]: the k largest masked scores
+  // s_ij = scale * q_i . keys_j over keys[G, Lk, d] (k <= Lk), in descending
+  // order with ties to the lower key, into values[G, Lq, k] and indices
+  // [G, Lq, k] (i32). The mask is that of scores [G, Lq, Lk] (its
+  // key_lengths are per batch item, group g belonging to item g / (G / B)).
+  // A row that sees fewer than k keys fills its remaining slots with value
+  // -inf and an unspecified index in [0, Lk). `chunk_rows` bounds the rows of
+  // the dense [rows, Lk] block a backend may materialise per step (the CPU's
+  // does; the CUDA kernel keeps a running top-k and writes no scores).
+  virtual void topk_scores(const Tensor& q, const Tensor& keys, double scale, const RowMask& mask,
+                           std::int64_t k, std::int64_t chunk_rows, const Tensor& values,
+                           const Tensor& indices) = 0;
+
   // ---- products with a row-sparse matrix of k entries per row ----
   // The sparse matrix has rows [G, R] with entries weights[g, r, j] in columns
   // index[g, r, j] (i32/i64, in [0, M)); table is dense [G, M, D], rows [G, R, D].
