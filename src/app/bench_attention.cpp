@@ -17,6 +17,7 @@ struct AttentionBenchOptions : LayerBenchOptions {
 void run_attention_bench(const AttentionBenchOptions& options) {
   const Device device = Device::parse(options.device);
   const DType dtype = precision_dtype(options.precision);
+  set_bench_precision(options.precision, device);
   BenchReport report({"variant", "length", "batch", "d_model", "heads", "k", "chunk_size", "causal",
                       "backward", "precision"});
   for (const std::string& variant : options.variants) {
@@ -27,6 +28,7 @@ void run_attention_bench(const AttentionBenchOptions& options) {
     config.num_features = options.num_features;
     Generator init(1);
     nn::MultiHeadAttention layer(options.d_model, options.heads, config, init, dtype);
+    layer.to(device);
     for (std::int64_t length : options.lengths) {
       Tensor x = Tensor::randn({options.batch, length, options.d_model}, init, dtype).to(device);
       x.set_requires_grad(options.backward);

@@ -16,6 +16,7 @@ struct FeedForwardBenchOptions : LayerBenchOptions {
 void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
   const Device device = Device::parse(options.device);
   const DType dtype = precision_dtype(options.precision);
+  set_bench_precision(options.precision, device);
   BenchReport report({"variant", "length", "batch", "d_model", "d_ff", "k", "chunk_size",
                       "backward", "precision"});
   for (const std::string& variant : options.variants) {
@@ -26,6 +27,7 @@ void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
     for (std::int64_t hidden : options.d_ff) {
       Generator init(1);
       nn::FeedForward layer(options.d_model, hidden, config, init, dtype);
+      layer.to(device);
       for (std::int64_t length : options.lengths) {
         Tensor x = Tensor::randn({options.batch, length, options.d_model}, init, dtype).to(device);
         x.set_requires_grad(options.backward);

@@ -111,8 +111,8 @@ struct VariantResult {
 
 void run_model_bench(const ModelBenchOptions& options) {
   const Device device = Device::parse(options.device);
-  TKF_CHECK(device.is_cpu(), "bench model: --device ", options.device,
-            ": models are built on the CPU in this build");
+  check_device(device);
+  set_bench_precision(options.precision, device);
   const std::int64_t budget = parse_bytes(options.memory_budget);
   for (const std::string& variant : options.variants) attention::parse_attention_kind(variant);
   nn::parse_feed_forward_kind(options.feed_forward);
@@ -180,14 +180,18 @@ void run_model_bench(const ModelBenchOptions& options) {
         autograd::TapeScope tape_scope(tape);
         allocator.empty_cache();
         models::LanguageModel model(model_config(options, variant, length));
+        model.to(device);
         Generator data(7);
-        const Tensor inputs = random_ids({options.batch, length}, options.vocab_size, data);
-        const Tensor targets = random_ids({options.batch, length}, options.vocab_size, data);
+        const Tensor inputs =
+            random_ids({options.batch, length}, options.vocab_size, data).to(device);
+        const Tensor targets =
+            random_ids({options.batch, length}, options.vocab_size, data).to(device);
         const std::int64_t fixed = allocator.reserved_bytes();  // weights and inputs
         // Memory grows at most quadratically with the length, so this bounds
         // the run from the previous one; past what the machine has left it
         // would not end in "does not fit" but in the kernel's OOM killer.
-        const std::int64_t available = available_memory();
+        // On a GPU running out is an allocation error, caught below.
+        const std::int64_t available = device.is_cpu() ? available_memory() : -1;
         if (previous_length > 0 && available >= 0) {
           const double ratio = double(length) / double(previous_length);
           const double predicted =

@@ -12,7 +12,9 @@
 #include <sstream>
 
 #include "topkformer/core/allocator.h"
+#include "topkformer/core/device_timer.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 
 namespace topkformer::app {
 
@@ -78,15 +80,25 @@ void add_layer_bench_options(CLI::App& command, LayerBenchOptions& options, bool
       ->check(CLI::NonNegativeNumber);
   command.add_option("--repeats", options.repeats, "Timed runs")->check(CLI::PositiveNumber);
   command.add_option("--device", options.device, "cpu, cuda or cuda:N");
-  command.add_option("--precision", options.precision, "fp32 or fp64: weights and activations")
-      ->check(CLI::IsMember({"fp32", "fp64"}));
+  command
+      .add_option("--precision", options.precision,
+                  "fp32 or fp64: the dtype of weights and activations; tf32 or bf16: fp32 "
+                  "tensors with matrix products on tensor cores (GPU only)")
+      ->check(CLI::IsMember({"fp32", "fp64", "tf32", "bf16"}));
   command.add_option("--csv", options.csv, "Also write the rows to this CSV file");
 }
 
 DType precision_dtype(const std::string& precision) {
-  if (precision == "fp32") return DType::f32;
   if (precision == "fp64") return DType::f64;
-  throw Error("--precision: expected fp32 or fp64, got '" + precision + "'");
+  if (precision == "fp32" || precision == "tf32" || precision == "bf16") return DType::f32;
+  throw Error("--precision: expected fp32, fp64, tf32 or bf16, got '" + precision + "'");
+}
+
+void set_bench_precision(const std::string& precision, Device device) {
+  const bool reduced = precision == "tf32" || precision == "bf16";
+  TKF_CHECK(!reduced || device.is_cuda(), "--precision ", precision,
+            ": tensor-core precisions need a GPU (--device cuda), got ", device.str());
+  set_matmul_precision(reduced ? parse_matmul_precision(precision) : MatmulPrecision::fp32);
 }
 
 Tensor random_ids(const Shape& shape, std::int64_t upper, Generator& generator) {
@@ -111,6 +123,7 @@ std::string rss_column_name() {
 Measurement measure_workload(const std::string& device, const std::function<void()>& run,
                              int warmup, int repeats, std::int64_t reserved_limit) {
   Allocator& allocator = allocator_for(Device::parse(device));
+  DeviceTimer timer(Device::parse(device));
   allocator.empty_cache();
   Measurement result;
   result.peak_reserved_bytes = allocator.reserved_bytes();
@@ -136,10 +149,9 @@ Measurement measure_workload(const std::string& device, const std::function<void
     allocator.reset_peak();
     reset_rss_peak();
     for (int i = 0; i < repeats; ++i) {
-      const auto start = std::chrono::steady_clock::now();
+      timer.start();
       run();
-      seconds.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      seconds.push_back(timer.stop());
       if (!within_limit()) break;
     }
   }

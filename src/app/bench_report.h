@@ -29,8 +29,12 @@ struct LayerBenchOptions {
   std::string csv;
 };
 
-// The dtype of --precision (fp32|fp64, checked by the option).
+// The dtype of --precision (fp32|fp64|tf32|bf16, checked by the option):
+// f64 for fp64, else f32.
 DType precision_dtype(const std::string& precision);
+// Sets the GPU matrix-product precision for --precision (tf32, bf16; fp32
+// otherwise) after checking that tf32 and bf16 run on a GPU.
+void set_bench_precision(const std::string& precision, Device device);
 
 // Registers the options the benchmarks share on `command`; --backward only
 // when `backward_flag` (bench model always runs forward + backward).

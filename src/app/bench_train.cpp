@@ -102,13 +102,12 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const train::OptimizerConfig& c
 
 void run_train_bench(const TrainBenchOptions& options) {
   const train::Config config = options.config.load();
-  TKF_CHECK(config.runtime.device == "cpu", config.source,
-            ": runtime.device: bench train runs on the CPU in this build (got '",
-            config.runtime.device, "')");
+  const Device device = train::prepare_device(config);
   // runtime.threads 0 keeps the tool's --threads (0: all cores).
   if (config.runtime.threads > 0) set_num_threads(int(config.runtime.threads));
   Workload workload = make_workload(config, options.vocab_size);
   nn::Module& model = *workload.model;
+  model.to(device);
   model.train(true);
   const std::unique_ptr<optim::Optimizer> optimizer =
       make_optimizer(config.optimizer, model.named_parameters());

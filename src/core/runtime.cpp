@@ -3,9 +3,11 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <atomic>
 #include <sstream>
 
 #include "build_config.h"
+#include "topkformer/core/error.h"
 #if TOPKFORMER_WITH_CUDA
 #include "cuda/device_info.h"
 #endif
@@ -20,6 +22,37 @@ void set_num_threads(int threads) {
 
 int num_threads() {
   return omp_get_max_threads();
+}
+
+namespace {
+std::atomic<MatmulPrecision> current_matmul_precision{MatmulPrecision::fp32};
+}  // namespace
+
+void set_matmul_precision(MatmulPrecision precision) {
+  current_matmul_precision = precision;
+}
+
+MatmulPrecision matmul_precision() {
+  return current_matmul_precision;
+}
+
+MatmulPrecision parse_matmul_precision(const std::string& name) {
+  if (name == "fp32") return MatmulPrecision::fp32;
+  if (name == "tf32") return MatmulPrecision::tf32;
+  if (name == "bf16") return MatmulPrecision::bf16;
+  throw Error("precision: expected one of fp32|tf32|bf16, got '" + name + "'");
+}
+
+std::string matmul_precision_name(MatmulPrecision precision) {
+  switch (precision) {
+    case MatmulPrecision::fp32:
+      return "fp32";
+    case MatmulPrecision::tf32:
+      return "tf32";
+    case MatmulPrecision::bf16:
+      return "bf16";
+  }
+  return "?";
 }
 
 std::string version() {

@@ -269,6 +269,18 @@ Tensor Tensor::to(Device device) const {
   return result;
 }
 
+void Tensor::move_to_(Device device) {
+  if (device == this->device()) return;
+  const Tensor moved = to(device);
+  impl_->storage = moved.storage();
+  impl_->strides = moved.strides();
+  impl_->offset = 0;
+  if (impl_->autograd != nullptr) {
+    Tensor gradient = grad();
+    if (gradient.defined()) gradient.move_to_(device);
+  }
+}
+
 void Tensor::copy_(const Tensor& source) {
   check_same_shape(*this, source, "Tensor::copy_");
   if (numel() == 0) return;

@@ -3,51 +3,19 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "cuda/check.h"
 #include "cuda/copy_kernel.h"
 #include "cuda/device.h"
+#include "cuda/strided_layout.h"
 
 namespace topkformer::cuda {
 
 namespace {
 
-// Two same-shaped views with their dimensions coalesced: extent-1 dimensions
-// dropped, and a dimension merged into the one outside it when both views
-// step over the pair as over one dimension. Contiguous views become rank 1.
-struct Dims {
-  std::vector<std::int64_t> shape, src_strides, dst_strides;
-  int rank() const { return static_cast<int>(shape.size()); }
-};
-
-Dims coalesce(const Tensor& src, const Tensor& dst) {
-  Dims dims;
-  for (int d = 0; d < src.dim(); ++d) {
-    const std::int64_t extent = src.shape()[d];
-    const std::int64_t src_stride = src.strides()[d];
-    const std::int64_t dst_stride = dst.strides()[d];
-    if (extent == 1) continue;
-    if (!dims.shape.empty()) {
-      const std::size_t outer = dims.shape.size() - 1;
-      if (dims.src_strides[outer] == src_stride * extent &&
-          dims.dst_strides[outer] == dst_stride * extent) {
-        dims.shape[outer] *= extent;
-        dims.src_strides[outer] = src_stride;
-        dims.dst_strides[outer] = dst_stride;
-        continue;
-      }
-    }
-    dims.shape.push_back(extent);
-    dims.src_strides.push_back(src_stride);
-    dims.dst_strides.push_back(dst_stride);
-  }
-  return dims;
-}
-
 // Both on device `index`.
 void copy_within_device(const Tensor& src, const Tensor& dst, int index) {
-  const Dims dims = coalesce(src, dst);
+  const CoalescedDims<2> dims = coalesce<2>(dst.shape(), {&src, &dst});
   if (dims.rank() > max_copy_dims) {
     // More dimensions that do not merge than one launch takes: copy the
     // slices along the first dimension (each has one dimension fewer).
@@ -58,9 +26,7 @@ void copy_within_device(const Tensor& src, const Tensor& dst, int index) {
   }
   DeviceGuard guard(index);
   const cudaStream_t queue = stream(index);
-  const bool dense = dims.rank() == 0 ||
-                     (dims.rank() == 1 && dims.src_strides[0] == 1 && dims.dst_strides[0] == 1);
-  if (dense && src.dtype() == dst.dtype()) {
+  if (dims.dense() && src.dtype() == dst.dtype()) {
     TKF_CUDA_CHECK(cudaMemcpyAsync(dst.raw_data(), src.raw_data(), dst.nbytes(),
                                    cudaMemcpyDeviceToDevice, queue));
     return;
@@ -69,8 +35,8 @@ void copy_within_device(const Tensor& src, const Tensor& dst, int index) {
   layout.rank = dims.rank();
   for (int d = 0; d < dims.rank(); ++d) {
     layout.shape[d] = dims.shape[d];
-    layout.src_strides[d] = dims.src_strides[d];
-    layout.dst_strides[d] = dims.dst_strides[d];
+    layout.src_strides[d] = dims.strides[0][d];
+    layout.dst_strides[d] = dims.strides[1][d];
   }
   launch_strided_copy(src.raw_data(), src.dtype(), dst.raw_data(), dst.dtype(), layout, dst.numel(),
                       queue);

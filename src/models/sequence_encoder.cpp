@@ -52,7 +52,7 @@ Tensor pool(const Tensor& states, const Tensor& lengths, Pooling pooling) {
     for (std::int64_t i = 0; i < count; ++i) weights[b * length + i] = 1.0 / double(count);
   }
   const Tensor weight_tensor =
-      Tensor::from_vector<double>({batch, 1, length}, weights).to(states.dtype());
+      Tensor::from_vector<double>({batch, 1, length}, weights).to(states.dtype()).to(states.device());
   return ops::reshape(ops::matmul(weight_tensor, states), {batch, states.size(2)});
 }
 

@@ -47,6 +47,13 @@ NamedTensors Module::named_buffers() const {
   return out;
 }
 
+void Module::to(Device device) {
+  for (auto& [name, parameter] : named_parameters()) parameter.move_to_(device);
+  for (auto& [name, buffer] : named_buffers()) {
+    if (is_floating(buffer.dtype())) buffer.move_to_(device);
+  }
+}
+
 void Module::train(bool training) {
   training_ = training;
   for (auto& [name, child] : children_) child->train(training);

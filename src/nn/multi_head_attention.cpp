@@ -77,7 +77,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& memory,
 
   attention::AttentionContext context;
   context.causal = mask.causal;
-  context.key_lengths = mask.key_lengths;
+  // Lengths may come from the host: kernels read them on the data's device.
+  if (mask.key_lengths.defined()) context.key_lengths = mask.key_lengths.to(x.device());
   context.scale = 1.0 / std::sqrt(double(head_dim_));
   if (is_training() && config_.dropout > 0.0) {
     context.dropout = config_.dropout;

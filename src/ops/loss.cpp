@@ -16,7 +16,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, std::int64_t i
             "cross_entropy: label_smoothing must be in [0, 1], got ", label_smoothing);
   const std::int64_t classes = logits.size(-1);
   const Tensor flat_logits = logits.contiguous().view({-1, classes});
-  const Tensor flat_targets = targets.contiguous().view({-1});
+  // Targets may come from the host: they follow the logits to their device.
+  const Tensor flat_targets = targets.to(logits.device()).contiguous().view({-1});
   const std::int64_t rows = flat_logits.size(0);
 
   Tensor losses = empty_like(logits, {rows});

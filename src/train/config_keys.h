@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "config_schema.h"
+#include "topkformer/core/device.h"
 
 namespace topkformer::train::schema {
 
@@ -204,6 +205,24 @@ Key text(std::string name, Field field, TextRules rules, std::string meaning) {
       }
     }
     return "";
+  };
+  return key;
+}
+
+// A device name: cpu, cuda or cuda:N (Device::parse). Whether the device
+// exists is checked where it is used, not in the config.
+template <typename Field>
+Key device_key(std::string name, Field field, std::string meaning) {
+  static_assert(std::is_same_v<MemberType<Field>, std::string>);
+  Key key = text(std::move(name), field, {.required = true}, std::move(meaning));
+  key.type = "`cpu`, `cuda`, `cuda:N`";
+  key.check = [field](const Config& config) -> std::string {
+    try {
+      Device::parse(field(config));
+      return "";
+    } catch (const Error& error) {
+      return error.what();
+    }
   };
   return key;
 }

@@ -196,13 +196,14 @@ std::vector<Key> build_keys() {
       });
   add(table, "runtime",
       {
-          choice("device", TKF_MEMBER(runtime.device), {"cpu", "cuda"}, verbatim,
-                 "where tensors live; cuda needs a build with the CUDA backend"),
+          device_key("device", TKF_MEMBER(runtime.device),
+                     "where tensors live; cuda needs a build with the CUDA backend and a GPU"),
           integer("threads", TKF_MEMBER(runtime.threads), at_least(0), "CPU threads; 0: all cores"),
           integer("seed", TKF_MEMBER(runtime.seed), at_least(0),
                   "seed of the initialisation, dropout and data order"),
-          choice("precision", TKF_MEMBER(runtime.precision), {"f32", "bf16"}, verbatim,
-                 "f32, or bf16 mixed precision (device cuda only)"),
+          choice("precision", TKF_MEMBER(runtime.precision), {"fp32", "tf32", "bf16"}, verbatim,
+                 "matrix products on a GPU: fp32, or on tensor cores with inputs rounded to tf32 "
+                 "or bf16 (fp32 accumulation, weights and everything else in fp32)"),
           choice("distributed", TKF_MEMBER(runtime.distributed), {"auto", "single", "mpi", "nccl"},
                  verbatim,
                  "data-parallel backend: auto (mpi or nccl when started by an MPI launcher with "
@@ -275,16 +276,16 @@ std::vector<Rule> build_rules() {
          return "";
        }},
       {{"runtime.precision", "runtime.device"},
-       "`runtime.precision: bf16` needs `runtime.device: cuda`",
+       "`runtime.precision: tf32` or `bf16` needs a `cuda` device",
        [](const Config& c) -> std::string {
-         if (c.runtime.precision != "bf16" || c.runtime.device == "cuda") return "";
-         return "bf16 needs runtime.device cuda, got " + c.runtime.device;
+         if (c.runtime.precision == "fp32" || c.runtime.device.starts_with("cuda")) return "";
+         return c.runtime.precision + " needs a cuda device, got " + c.runtime.device;
        }},
       {{"runtime.distributed", "runtime.device"},
-       "`runtime.distributed: nccl` needs `runtime.device: cuda`",
+       "`runtime.distributed: nccl` needs a `cuda` device",
        [](const Config& c) -> std::string {
-         if (c.runtime.distributed != "nccl" || c.runtime.device == "cuda") return "";
-         return "nccl needs runtime.device cuda, got " + c.runtime.device;
+         if (c.runtime.distributed != "nccl" || c.runtime.device.starts_with("cuda")) return "";
+         return "nccl needs a cuda device, got " + c.runtime.device;
        }},
   };
 }

@@ -7,6 +7,7 @@
 #include "supervised_task.h"
 #include "task_data.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 
 namespace topkformer::train {
 
@@ -64,7 +65,19 @@ models::ModelConfig resolved_model_config(const Config& config, std::int64_t voc
   return model;
 }
 
-std::unique_ptr<Task> make_task(const Config& config) {
+Device prepare_device(const Config& config) {
+  const Device device = Device::parse(config.runtime.device);
+  try {
+    check_device(device);
+  } catch (const Error& error) {
+    throw Error(config.source + ": runtime.device: " + error.what());
+  }
+  set_matmul_precision(parse_matmul_precision(config.runtime.precision));
+  return device;
+}
+
+namespace {
+std::unique_ptr<Task> make_task_on_cpu(const Config& config) {
   std::unique_ptr<data::Tokenizer> tokenizer = make_tokenizer(config.data);
   switch (config.data.task) {
     case TaskKind::listops:
@@ -76,6 +89,16 @@ std::unique_ptr<Task> make_task(const Config& config) {
       return make_language_model_task(config, std::move(tokenizer));
   }
   throw Error("make_task: unknown task kind");
+}
+}  // namespace
+
+std::unique_ptr<Task> make_task(const Config& config) {
+  const Device device = prepare_device(config);
+  // The model is initialised on the CPU (the same weights for every device
+  // and seed), then moved.
+  std::unique_ptr<Task> task = make_task_on_cpu(config);
+  task->model().to(device);
+  return task;
 }
 
 }  // namespace topkformer::train

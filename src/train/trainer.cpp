@@ -98,9 +98,6 @@ class Trainer {
         checkpoints_dir_(options.run_dir / "checkpoints"),
         config_yaml_(to_yaml(config)),
         log_(options.run_dir, options.log_to_console, communicator_.rank()) {
-    TKF_CHECK(config.runtime.device == "cpu", config.source,
-              ": runtime.device: training runs on the CPU in this build (got '",
-              config.runtime.device, "')");
     TKF_CHECK(config.train.batch_size % (shard_.count * config.train.accumulation) == 0,
               config.source, ": train.batch_size: ", config.train.batch_size,
               " examples do not split into ", shard_.count, " ranks x ", config.train.accumulation,

@@ -34,6 +34,10 @@ done
 [[ $(peak_of "$work/attention_fp64.csv") -eq $((2 * $(peak_of "$work/attention_fp32.csv"))) ]] ||
   fail "fp64 peak $(peak_of "$work/attention_fp64.csv") is not twice fp32's $(peak_of "$work/attention_fp32.csv")"
 "$tool" bench ff --precision fp16 >/dev/null 2>&1 && fail "bench ff accepted --precision fp16"
+# tf32 and bf16 are tensor-core precisions: refused on the CPU, with the reason.
+message=$("$tool" bench attention --precision bf16 --lengths 8 --repeats 1 2>&1) &&
+  fail "bench attention accepted --precision bf16 on the CPU"
+grep -q "need a GPU" <<<"$message" || fail "no reason given for refusing bf16 on the CPU: $message"
 
 model_bench=("$tool" --threads 1 bench model --lengths 16,32,64,128
   --layers 2 --d-model 16 --heads 2 --d-ff 32 --vocab-size 50 --k 4 --chunk-size 8

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/reference.h"
+#include "test_util.h"
 
 namespace topkformer::testing {
 namespace {
@@ -84,6 +85,30 @@ TEST_P(TopKKernel, NaNCountsAsLargest) {
   const Tensor indices = Tensor::empty({2, 3}, DType::i64);
   cpu_kernels().topk_rows(x, 3, values, indices);
   EXPECT_EQ(read_indices(indices), (std::vector<std::int64_t>{1, 4, 3, 0, 4, 5}));
+}
+
+// Outputs must be x's shape with the last extent k, values of x's dtype: the
+// kernel writes rows * k of each.
+TEST_P(TopKKernel, RejectsOutputsOfTheWrongShapeOrDtype) {
+  const Tensor x = random_normal({4, 10}, dtype(), 122);
+  const Tensor indices = Tensor::empty({4, 3}, DType::i64);
+  expect_error_containing(
+      [&] {
+        cpu_kernels().topk_rows(x, 3, Tensor::empty({4, 2}, dtype()), indices);
+      },
+      {"topk_rows: values and indices must be [4, 3], got [4, 2] and [4, 3]"});
+  expect_error_containing(
+      [&] {
+        cpu_kernels().topk_rows(x, 3, Tensor::empty({4, 3}, dtype()),
+                                Tensor::empty({12}, DType::i64));
+      },
+      {"topk_rows: values and indices must be [4, 3]"});
+  const DType other = dtype() == DType::f32 ? DType::f64 : DType::f32;
+  expect_error_containing(
+      [&] {
+        cpu_kernels().topk_rows(x, 3, Tensor::empty({4, 3}, other), indices);
+      },
+      {"topk_rows"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, TopKKernel, floating_dtypes(), dtype_test_name);

@@ -139,9 +139,11 @@ TEST(Config, BadChoices) {
   EXPECT_EQ(parse_error("data:\n  task: imdb\n"),
             "x.yaml:2: data.task: expected one of listops|text|retrieval|lm, got 'imdb'");
   EXPECT_EQ(parse_error("runtime:\n  precision: fp16\n"),
-            "x.yaml:2: runtime.precision: expected one of f32|bf16, got 'fp16'");
+            "x.yaml:2: runtime.precision: expected one of fp32|tf32|bf16, got 'fp16'");
   EXPECT_EQ(parse_error("eval:\n  split: train\n"),
             "x.yaml:2: eval.split: expected one of valid|test, got 'train'");
+  EXPECT_EQ(parse_error("runtime:\n  device: gpu\n"),
+            "x.yaml:2: runtime.device: device: expected cpu, cuda or cuda:N, got 'gpu'");
 }
 
 TEST(Config, OutOfRange) {
@@ -170,10 +172,12 @@ TEST(Config, RulesBetweenKeys) {
             "x.yaml:2: data.tokenizer: sentencepiece needs data.vocab (the .model file), which is "
             "empty");
   EXPECT_EQ(parse_error("runtime:\n  precision: bf16\n"),
-            "x.yaml:2: runtime.precision: bf16 needs runtime.device cuda, got cpu");
+            "x.yaml:2: runtime.precision: bf16 needs a cuda device, got cpu");
   EXPECT_NO_THROW(parse_config("runtime:\n  device: cuda\n  precision: bf16\n", "x.yaml"));
+  const Config on_gpu_1 = parse_config("runtime:\n  device: cuda:1\n  precision: tf32\n", "x.yaml");
+  EXPECT_EQ(parse_config(to_yaml(on_gpu_1), "y.yaml").runtime.device, "cuda:1");
   EXPECT_EQ(parse_error("runtime:\n  distributed: nccl\n"),
-            "x.yaml:2: runtime.distributed: nccl needs runtime.device cuda, got cpu");
+            "x.yaml:2: runtime.distributed: nccl needs a cuda device, got cpu");
   EXPECT_EQ(parse_error("model:\n  max_length: 512\n"),
             "x.yaml:2: model.max_length: must be 0 or cover data.max_length (2000), got 512");
   EXPECT_EQ(parse_error("data:\n  task: lm\n  max_length: 256\nmodel:\n  max_length: 512\n"),

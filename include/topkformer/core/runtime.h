@@ -1,4 +1,5 @@
-// Process-wide runtime settings: threads and what this build contains.
+// Process-wide runtime settings: threads, GPU matrix-product precision, and
+// what this build contains.
 #pragma once
 
 #include <string>
@@ -8,6 +9,19 @@ namespace topkformer {
 // Sets the threads used by OpenMP kernels and by OpenBLAS (0 = all cores).
 void set_num_threads(int threads);
 int num_threads();
+
+// How matrix products of f32 tensors are computed on a GPU
+// (`runtime.precision`): fp32 (full fp32, TF32 off: the default, as the
+// paper measures), tf32 (tensor cores, inputs rounded to a 10-bit mantissa),
+// bf16 (tensor cores, inputs rounded to bf16, fp32 accumulation and output).
+// Everything else (weights, optimizer state, norms, softmax, loss) stays in
+// the tensors' dtype. The CPU always computes in full precision.
+enum class MatmulPrecision { fp32, tf32, bf16 };
+void set_matmul_precision(MatmulPrecision precision);
+MatmulPrecision matmul_precision();
+// "fp32" | "tf32" | "bf16"; anything else throws, naming the choices.
+MatmulPrecision parse_matmul_precision(const std::string& name);
+std::string matmul_precision_name(MatmulPrecision precision);
 
 // Version and build configuration, e.g. for `topkformer --version` and logs.
 std::string version();

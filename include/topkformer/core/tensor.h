@@ -93,6 +93,10 @@ class Tensor {
   Tensor to(DType dtype) const;
   Tensor to(Device device) const;    // a contiguous copy on `device` (*this when already there)
   void copy_(const Tensor& source);  // same shape; dtype converted; across devices too
+  // Moves this tensor's data to `device` in place (contiguous there): every
+  // handle to it sees the move, its gradient (if any) moves too; views taken
+  // earlier keep the old storage. How modules move their parameters.
+  void move_to_(Device device);
   void fill_(double value);
   void zero_() { fill_(0.0); }
 

@@ -200,6 +200,5 @@ class Backend {
 
 // The backend that runs kernels for a device (throws if none is built in).
 Backend& backend(Device device);
-void register_backend(DeviceType type, Backend* backend);
 
 }  // namespace topkformer::kernels

@@ -26,6 +26,12 @@ class Module {
   // State that is saved with the model but not trained (e.g. Performer features).
   NamedTensors named_buffers() const;
 
+  // Moves the parameters and floating-point buffers of this module and its
+  // children to `device`, in place (Tensor::move_to_), so that every handle
+  // (the optimizer's, the members') follows. Integer buffers are host-side
+  // bookkeeping (counters) and stay on the CPU.
+  void to(Device device);
+
   // Training mode (dropout on, feature redraws) for this module and its children.
   void train(bool training = true);
   bool is_training() const { return training_; }

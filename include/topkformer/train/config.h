@@ -110,10 +110,10 @@ struct EvalConfig {
 };
 
 struct RuntimeConfig {
-  std::string device = "cpu";        // cpu|cuda (cuda needs a build with the CUDA backend)
+  std::string device = "cpu";        // cpu|cuda|cuda:N (cuda needs the CUDA backend and a GPU)
   std::int64_t threads = 0;          // CPU threads; 0: all cores
   std::uint64_t seed = 0;            // initialisation, dropout and data order
-  std::string precision = "f32";     // f32|bf16 (bf16 needs device cuda)
+  std::string precision = "fp32";    // fp32|tf32|bf16: GPU matrix products (not fp32: cuda only)
   std::string distributed = "auto";  // auto|single|mpi|nccl (nccl needs device cuda)
 };
 

@@ -105,8 +105,13 @@ class EvaluationScope {
 };
 
 // The model and data a config describes. The model's weights are initialised
-// from runtime.seed.
+// from runtime.seed on the CPU, then moved to runtime.device (prepare_device).
 std::unique_ptr<Task> make_task(const Config& config);
+
+// Applies the runtime section's device settings: checks that runtime.device
+// exists (an error names the config file) and sets the GPU matrix-product
+// precision (runtime.precision). Returns the device.
+Device prepare_device(const Config& config);
 
 // The model config with what the task and data decide filled in: vocabulary
 // size, classes, seed and (when model.max_length is 0) the longest sequence

@@ -37,7 +37,7 @@ class Launch {
  public:
   explicit Launch(const Tensor& tensor, std::initializer_list<const Tensor*> others = {},
                   const char* op = "cuda kernel")
-      : index_(checked_index(tensor, others, op)), guard_(index_), stream_(stream(index_)) {}
+      : index_(checked_index(tensor, others, op)), guard_(index_), stream_(cuda::stream(index_)) {}
   cudaStream_t stream() const { return stream_; }
   int device_index() const { return index_; }
 

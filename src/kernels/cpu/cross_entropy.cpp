@@ -1,36 +1,24 @@
 // Fused log-softmax + negative log-likelihood with label smoothing.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/cross_entropy_check.h"
 #include "vector_math.h"
 
 namespace topkformer::kernels {
 
 using namespace cpu;
 
-namespace {
-template <typename I>
-std::int64_t checked_target(const I* targets, std::int64_t row, std::int64_t classes,
-                            std::int64_t ignore_index) {
-  const auto target = static_cast<std::int64_t>(targets[row]);
-  TKF_CHECK(target == ignore_index || (target >= 0 && target < classes), "cross_entropy: target ",
-            target, " of row ", row, " is outside [0, ", classes, ") and is not the ignore index ",
-            ignore_index);
-  return target;
-}
-}  // namespace
-
 void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets,
                                std::int64_t ignore_index, double smoothing, const Tensor& losses,
                                const Tensor& logsumexp) {
-  TKF_CHECK(logits.dim() == 2 && logits.is_contiguous() && targets.is_contiguous() &&
-                targets.numel() == logits.size(0),
-            "cross_entropy: expected contiguous logits [N, C] and targets [N], got ",
-            shape_str(logits.shape()), " and ", shape_str(targets.shape()));
+  check_cross_entropy_inputs(logits, targets, "cross_entropy");
   const std::int64_t rows = logits.size(0), classes = logits.size(1);
   dispatch_index(targets.dtype(), "cross_entropy", [&](auto index_zero) {
     using I = decltype(index_zero);
     const I* target = typed<I>(targets);
-    for (std::int64_t r = 0; r < rows; ++r) checked_target(target, r, classes, ignore_index);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      check_cross_entropy_target(static_cast<std::int64_t>(target[r]), r, classes, ignore_index);
+    }
     dispatch_floating(logits.dtype(), "cross_entropy", [&](auto zero) {
       using T = decltype(zero);
       const T* in = typed<T>(logits);

@@ -2,6 +2,7 @@
 // the backward pass and recomputed chunks regenerate it instead of storing it.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/pointwise_check.h"
 
 namespace topkformer::kernels {
 
@@ -9,22 +10,14 @@ using namespace cpu;
 
 void CpuBackend::dropout(const Tensor& x, double p, PhiloxState state,
                          const DropoutAddressing& addressing, const Tensor& out) {
-  TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "dropout: operands must be contiguous");
-  check_same_shape(x, out, "dropout");
-  TKF_CHECK(p >= 0.0 && p < 1.0, "dropout: probability must be in [0, 1), got ", p);
+  const DropoutPlan plan = check_dropout(x, p, addressing, out);
   if (x.numel() == 0) return;
-  const std::int64_t n = x.size(-1);
-  const std::int64_t row_words = addressing.row_words > 0 ? addressing.row_words : n;
+  const std::int64_t n = plan.n;
+  const std::int64_t row_words = plan.row_words;
+  const std::uint32_t threshold = plan.threshold;
   Tensor columns;
-  if (addressing.columns.defined()) {
-    TKF_CHECK(addressing.columns.numel() == x.numel(), "dropout: columns ",
-              shape_str(addressing.columns.shape()), " do not match x ", shape_str(x.shape()));
-    columns = addressing.columns.to(DType::i64).contiguous();
-  }
+  if (addressing.columns.defined()) columns = addressing.columns.to(DType::i64).contiguous();
   const std::int64_t* column = columns.defined() ? typed<std::int64_t>(columns) : nullptr;
-  // keep iff uniform_f32(word) >= p, compared exactly: uniform_f32 is
-  // (word >> 8) / 2^24, so this is an integer comparison (as on the GPU).
-  const auto threshold = static_cast<std::uint32_t>(std::ceil(p * 0x1p24));
   dispatch_floating(x.dtype(), "dropout", [&](auto zero) {
     using T = decltype(zero);
     const T* in = typed<T>(x);

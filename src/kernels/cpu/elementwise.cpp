@@ -1,8 +1,9 @@
 // Elementwise kernels on strided operands of one shape (broadcasting is done
 // by the op layer with stride-0 views).
-#include "activations.h"
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/activations.h"
+#include "kernels/pointwise_check.h"
 
 namespace topkformer::kernels {
 
@@ -58,9 +59,7 @@ void map_elements(const std::array<const Tensor*, Inputs>& inputs, const Tensor&
                   Function function) {
   std::array<const Tensor*, Inputs + 1> operands;
   for (int k = 0; k < Inputs; ++k) {
-    check_same_shape(*inputs[k], out, "elementwise");
-    TKF_CHECK(inputs[k]->dtype() == out.dtype(), "elementwise: dtype mismatch, ",
-              dtype_name(inputs[k]->dtype()), " vs ", dtype_name(out.dtype()));
+    check_elementwise_input(*inputs[k], out);
     operands[k] = inputs[k];
   }
   operands[Inputs] = &out;
@@ -106,7 +105,7 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out) {
 void CpuBackend::unary_backward(UnaryOp op, const Tensor& x, const Tensor& dy, const Tensor& dx) {
   dispatch_floating(dx.dtype(), "unary_backward", [&](auto zero) {
     using T = decltype(zero);
-    unary_derivative(op, T(0));  // throws for ops without a derivative kernel
+    check_unary_backward_op(op);
     map_elements<T, 2>({&x, &dy}, dx, [op](T v, T g) { return g * unary_derivative(op, v); });
   });
 }

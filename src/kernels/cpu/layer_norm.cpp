@@ -1,6 +1,7 @@
 // Layer normalisation over the last dimension, forward and backward.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/layer_norm_check.h"
 
 namespace topkformer::kernels {
 
@@ -8,12 +9,7 @@ using namespace cpu;
 
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                             const Tensor& y, const Tensor& mean, const Tensor& rstd) {
-  TKF_CHECK(x.is_contiguous() && y.is_contiguous() && gamma.is_contiguous() && beta.is_contiguous(),
-            "layer_norm: operands must be contiguous");
-  const std::int64_t d = x.size(-1);
-  TKF_CHECK(gamma.numel() == d && beta.numel() == d, "layer_norm: gamma ", shape_str(gamma.shape()),
-            " and beta ", shape_str(beta.shape()), " must have the input's last extent ", d,
-            " (input ", shape_str(x.shape()), ")");
+  const std::int64_t d = check_layer_norm(x, gamma, beta, y);
   dispatch_floating(x.dtype(), "layer_norm", [&](auto zero) {
     using T = decltype(zero);
     const T* in = typed<T>(x);
@@ -45,9 +41,7 @@ void CpuBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& 
 void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gamma, const Tensor& mean,
                                      const Tensor& rstd, const Tensor& dy, const Tensor& dx,
                                      const Tensor& dgamma, const Tensor& dbeta) {
-  TKF_CHECK(x.is_contiguous() && dy.is_contiguous() && dx.is_contiguous(),
-            "layer_norm_backward: operands must be contiguous");
-  const std::int64_t d = x.size(-1);
+  const std::int64_t d = check_layer_norm_backward(x, dy, dx);
   const std::int64_t rows = row_count(x);
   dispatch_floating(x.dtype(), "layer_norm_backward", [&](auto zero) {
     using T = decltype(zero);

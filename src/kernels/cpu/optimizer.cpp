@@ -1,20 +1,11 @@
 // Fused optimizer updates: one pass over a parameter and its state.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/pointwise_check.h"
 
 namespace topkformer::kernels {
 
 using namespace cpu;
-
-namespace {
-void check_update_operands(const std::vector<const Tensor*>& operands, const char* op) {
-  for (const Tensor* t : operands) {
-    TKF_CHECK(t->is_contiguous(), op, ": operands must be contiguous");
-    check_same_shape(*operands[0], *t, op);
-    check_same_dtype(*operands[0], *t, op);
-  }
-}
-}  // namespace
 
 void CpuBackend::adamw_update(const Tensor& parameter, const Tensor& grad,
                               const Tensor& first_moment, const Tensor& second_moment,

@@ -3,17 +3,15 @@
 
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/reduce_check.h"
 
 namespace topkformer::kernels {
 
 using namespace cpu;
 
 void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
-  TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "sum_rows: operands must be contiguous");
-  const std::int64_t n = x.dim() == 0 ? 1 : x.size(-1);
+  const std::int64_t n = check_sum_rows(x, out);
   const std::int64_t rows = out.numel();
-  TKF_CHECK(rows * n == x.numel(), "sum_rows: ", shape_str(x.shape()), " -> ",
-            shape_str(out.shape()));
   dispatch_floating(x.dtype(), "sum_rows", [&](auto zero) {
     using T = decltype(zero);
     const T* in = typed<T>(x);
@@ -31,10 +29,7 @@ void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
 }
 
 void CpuBackend::max_rows(const Tensor& x, const Tensor& values, const Tensor& indices) {
-  TKF_CHECK(x.is_contiguous(), "max_rows: input must be contiguous");
-  indices.check_dtype(DType::i64, "max_rows");
-  const std::int64_t n = x.size(-1);
-  TKF_CHECK(n > 0, "max_rows: cannot take the maximum of empty rows, shape ", shape_str(x.shape()));
+  const std::int64_t n = check_max_rows(x, indices);
   const std::int64_t rows = x.numel() / n;
   dispatch_floating(x.dtype(), "max_rows", [&](auto zero) {
     using T = decltype(zero);
@@ -98,12 +93,7 @@ void sum_leading_dimensions(const Tensor& x, const Tensor& out) {
 }  // namespace
 
 void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
-  TKF_CHECK(x.dim() == out.dim(), "sum_to: ranks differ, ", shape_str(x.shape()), " -> ",
-            shape_str(out.shape()));
-  for (int d = 0; d < x.dim(); ++d) {
-    TKF_CHECK(out.size(d) == x.size(d) || out.size(d) == 1, "sum_to: cannot sum ",
-              shape_str(x.shape()), " to ", shape_str(out.shape()));
-  }
+  check_sum_to(x, out);
   if (x.numel() == 0) {
     fill(out, 0.0);
     return;

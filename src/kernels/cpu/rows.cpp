@@ -2,41 +2,11 @@
 // top-k attention.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/row_index_check.h"
 
 namespace topkformer::kernels {
 
 using namespace cpu;
-
-namespace {
-struct RowProblem {
-  std::int64_t groups, source_rows, picked, width;
-};
-
-RowProblem check_rows(const Tensor& table, const Tensor& index, const Tensor& rows,
-                      const char* op) {
-  TKF_CHECK(table.dim() == 3 && index.dim() == 2 && rows.dim() == 3, op,
-            ": expected table [G, M, D], index [G, N], rows [G, N, D], got ",
-            shape_str(table.shape()), ", ", shape_str(index.shape()), ", ",
-            shape_str(rows.shape()));
-  TKF_CHECK(table.size(0) == index.size(0) && rows.size(0) == index.size(0) &&
-                rows.size(1) == index.size(1) && rows.size(2) == table.size(2),
-            op, ": shape mismatch, table ", shape_str(table.shape()), ", index ",
-            shape_str(index.shape()), ", rows ", shape_str(rows.shape()));
-  TKF_CHECK(table.is_contiguous() && index.is_contiguous() && rows.is_contiguous(), op,
-            ": operands must be contiguous");
-  check_same_dtype(table, rows, op);
-  return {table.size(0), table.size(1), index.size(1), table.size(2)};
-}
-
-template <typename I>
-void check_index_range(const I* index, std::int64_t count, std::int64_t limit, const char* op) {
-  for (std::int64_t i = 0; i < count; ++i) {
-    TKF_CHECK(index[i] >= 0 && index[i] < limit, op, ": index ",
-              static_cast<std::int64_t>(index[i]), " at position ", i, " is out of range [0, ",
-              limit, ")");
-  }
-}
-}  // namespace
 
 void CpuBackend::gather_rows(const Tensor& src, const Tensor& index, const Tensor& rows) {
   const RowProblem p = check_rows(src, index, rows, "gather_rows");

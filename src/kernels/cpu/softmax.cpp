@@ -3,6 +3,7 @@
 
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/row_mask.h"
 #include "vector_math.h"
 
 namespace topkformer::kernels {
@@ -10,32 +11,22 @@ namespace topkformer::kernels {
 using namespace cpu;
 
 namespace {
-// Both masks leave a prefix of each row valid; this returns its length.
+// The valid prefix of each row (kernels/row_mask.h), with key_lengths read on the host.
 class ValidPrefix {
  public:
-  ValidPrefix(const Tensor& x, const RowMask& mask) : mask_(mask) {
-    keys_ = x.size(-1);
-    queries_ = x.dim() >= 2 ? x.size(-2) : 1;
-    const std::int64_t rows = row_count(x);
+  ValidPrefix(const Tensor& x, const RowMask& mask, const char* op)
+      : rule_(row_mask_rule(x, mask, op)) {
     if (mask.key_lengths.defined()) {
-      TKF_CHECK(mask.key_lengths.device().is_cpu(), "softmax: key_lengths must be on the CPU");
-      const std::int64_t batch = mask.key_lengths.numel();
-      TKF_CHECK(x.dim() >= 2 && x.size(0) == batch, "softmax: key_lengths has ", batch,
-                " entries but the scores have shape ", shape_str(x.shape()));
-      rows_per_item_ = rows / batch;
+      TKF_CHECK(mask.key_lengths.device().is_cpu(), op, ": key_lengths must be on the CPU");
       lengths_ = mask.key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
     }
   }
   std::int64_t operator()(std::int64_t row) const {
-    std::int64_t valid = keys_;
-    if (mask_.causal) valid = std::min(valid, row % queries_ + mask_.causal_offset + 1);
-    if (!lengths_.empty()) valid = std::min(valid, lengths_[row / rows_per_item_]);
-    return std::max<std::int64_t>(valid, 0);
+    return rule_.valid_prefix(row, lengths_.empty() ? rule_.keys : lengths_[rule_.item(row)]);
   }
 
  private:
-  const RowMask& mask_;
-  std::int64_t keys_ = 0, queries_ = 1, rows_per_item_ = 1;
+  RowMaskRule rule_;
   std::vector<std::int64_t> lengths_;
 };
 }  // namespace
@@ -44,7 +35,7 @@ void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const T
   TKF_CHECK(x.is_contiguous() && out.is_contiguous(), "softmax: operands must be contiguous");
   check_same_shape(x, out, "softmax");
   if (x.numel() == 0) return;
-  const ValidPrefix valid_prefix(x, mask);
+  const ValidPrefix valid_prefix(x, mask, "softmax");
   const std::int64_t n = x.size(-1);
   dispatch_floating(x.dtype(), "softmax", [&](auto zero) {
     using T = decltype(zero);
@@ -86,7 +77,7 @@ void CpuBackend::softmax(const Tensor& x, const RowMask& mask, bool log, const T
 void CpuBackend::fill_masked(const Tensor& x, const RowMask& mask, double value) {
   TKF_CHECK(x.is_contiguous(), "fill_masked: the tensor must be contiguous");
   if (x.numel() == 0 || mask.empty()) return;
-  const ValidPrefix valid_prefix(x, mask);
+  const ValidPrefix valid_prefix(x, mask, "fill_masked");
   const std::int64_t n = x.size(-1);
   dispatch_floating(x.dtype(), "fill_masked", [&](auto zero) {
     using T = decltype(zero);

@@ -2,45 +2,20 @@
 // and scatter-adds that replace dense products in top-k attention.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/row_index_check.h"
 
 namespace topkformer::kernels {
 
 using namespace cpu;
 
 namespace {
-struct SparseProblem {
-  std::int64_t groups, rows, k, table_rows, width;
-};
-
-// entries [G, R, k] and index [G, R, k]; table [G, M, D]; dense rows [G, R, D].
-SparseProblem check_sparse(const Tensor& entries, const Tensor& index, const Tensor& table,
-                           const Tensor& rows, const char* op) {
-  TKF_CHECK(entries.dim() == 3 && index.shape() == entries.shape() && table.dim() == 3 &&
-                rows.dim() == 3 && table.size(0) == entries.size(0) &&
-                rows.size(0) == entries.size(0) && rows.size(1) == entries.size(1) &&
-                rows.size(2) == table.size(2),
-            op, ": expected entries and index [G, R, k], table [G, M, D], rows [G, R, D], got ",
-            shape_str(entries.shape()), ", ", shape_str(index.shape()), ", ",
-            shape_str(table.shape()), ", ", shape_str(rows.shape()));
-  TKF_CHECK(entries.is_contiguous() && index.is_contiguous() && table.is_contiguous() &&
-                rows.is_contiguous(),
-            op, ": operands must be contiguous");
-  check_same_dtype(entries, table, op);
-  check_same_dtype(entries, rows, op);
-  return {entries.size(0), entries.size(1), entries.size(2), table.size(1), table.size(2)};
-}
-
 // Calls body(T{}, I{}) with the value and index types, after checking the index range.
 template <typename Body>
 void dispatch_sparse(const Tensor& values, const Tensor& index, std::int64_t limit, const char* op,
                      Body&& body) {
   dispatch_index(index.dtype(), op, [&](auto index_zero) {
     using I = decltype(index_zero);
-    const I* idx = typed<I>(index);
-    for (std::int64_t i = 0; i < index.numel(); ++i) {
-      TKF_CHECK(idx[i] >= 0 && idx[i] < limit, op, ": index ", static_cast<std::int64_t>(idx[i]),
-                " at position ", i, " is out of range [0, ", limit, ")");
-    }
+    check_index_range(typed<I>(index), index.numel(), limit, op);
     dispatch_floating(values.dtype(), op, [&](auto zero) { body(zero, index_zero); });
   });
 }

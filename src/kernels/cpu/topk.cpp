@@ -8,6 +8,7 @@
 // per entry (a cut every 3k appends).
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/topk_rows_check.h"
 
 namespace topkformer::kernels {
 
@@ -106,11 +107,8 @@ class TopKSelector {
 
 void CpuBackend::topk_rows(const Tensor& x, std::int64_t k, const Tensor& values,
                            const Tensor& indices) {
-  TKF_CHECK(x.is_contiguous() && values.is_contiguous() && indices.is_contiguous(),
-            "topk_rows: operands must be contiguous");
+  check_topk_rows(x, k, values, indices);
   const std::int64_t n = x.size(-1);
-  TKF_CHECK(1 <= k && k <= n, "topk_rows: k = ", k, " must be in [1, ", n, "] for rows of ",
-            shape_str(x.shape()));
   // Indices may be i32: top-k attention keeps them for the backward pass, and
   // half the bytes matter there.
   dispatch_index(indices.dtype(), "topk_rows", [&](auto index_zero) {

@@ -1,11 +1,8 @@
 // Top-k attention scores on the CPU: a block of queries at a time, the dense
 // [rows, visible keys] scores of the block, then a row-wise selection. The
 // block is the only score buffer (its rows bound by chunk_rows).
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
 #include "cpu_backend.h"
+#include "kernels/topk_scores_blocks.h"
 #include "kernels/topk_scores_check.h"
 
 namespace topkformer::kernels {
@@ -14,38 +11,7 @@ void CpuBackend::topk_scores(const Tensor& q, const Tensor& keys, double scale, 
                              std::int64_t k, std::int64_t chunk_rows, const Tensor& values,
                              const Tensor& indices) {
   const TopKScoresShape shape = check_topk_scores(q, keys, mask, k, chunk_rows, values, indices);
-  fill(values, -INFINITY);
-  fill(indices, 0.0);
-  const std::vector<std::int64_t> lengths = key_lengths_per_group(mask, shape);
-  for (std::int64_t g = 0; g < shape.groups; ++g) {
-    const Tensor group_q = q.select(0, g);
-    const Tensor group_keys = keys.select(0, g);
-    for (std::int64_t first = 0; first < shape.queries; first += chunk_rows) {
-      const std::int64_t count = std::min(chunk_rows, shape.queries - first);
-      // Keys beyond the padding length or right of the block's last causal
-      // position are masked for every row: the block's scores leave them out.
-      std::int64_t visible = lengths[g];
-      if (mask.causal) {
-        visible = std::min(visible, first + count + mask.causal_offset);
-      }
-      if (visible <= 0) continue;
-      const Tensor scores = Tensor::empty({count, visible}, q.dtype(), q.device());
-      gemm(group_q.narrow(0, first, count), false, group_keys.narrow(0, 0, visible), true, scores,
-           scale, 0.0);
-      if (mask.causal) {
-        RowMask block_mask;
-        block_mask.causal = true;
-        block_mask.causal_offset = mask.causal_offset + first;
-        fill_masked(scores, block_mask, -INFINITY);
-      }
-      const std::int64_t chosen = std::min(k, visible);
-      const Tensor block_values = Tensor::empty({count, chosen}, q.dtype(), q.device());
-      const Tensor block_indices = Tensor::empty({count, chosen}, DType::i32, q.device());
-      topk_rows(scores, chosen, block_values, block_indices);
-      copy(block_values, values.select(0, g).narrow(0, first, count).narrow(1, 0, chosen));
-      copy(block_indices, indices.select(0, g).narrow(0, first, count).narrow(1, 0, chosen));
-    }
-  }
+  topk_scores_by_blocks(*this, shape, q, keys, scale, mask, k, chunk_rows, values, indices);
 }
 
 }  // namespace topkformer::kernels

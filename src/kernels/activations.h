@@ -1,9 +1,13 @@
-// Scalar activation functions and their derivatives, shared by the CPU kernels.
+// Scalar activation functions and their derivatives, shared by the CPU and
+// CUDA kernels (one formula for both: std:: math resolves to the device's
+// functions in nvcc's device code).
 #pragma once
 
 #include <cmath>
 
-namespace topkformer::kernels::cpu {
+#include "kernels/host_device.h"
+
+namespace topkformer::kernels {
 
 constexpr double sqrt_2_over_pi = 0.7978845608028654;
 constexpr double gelu_cubic = 0.044715;
@@ -11,13 +15,13 @@ constexpr double inv_sqrt_2 = 0.7071067811865476;
 constexpr double inv_sqrt_2pi = 0.3989422804014327;
 
 template <typename T>
-T gelu_tanh(T x) {
+TKF_HOST_DEVICE T gelu_tanh(T x) {
   const T inner = T(sqrt_2_over_pi) * (x + T(gelu_cubic) * x * x * x);
   return T(0.5) * x * (T(1) + std::tanh(inner));
 }
 
 template <typename T>
-T gelu_tanh_derivative(T x) {
+TKF_HOST_DEVICE T gelu_tanh_derivative(T x) {
   const T inner = T(sqrt_2_over_pi) * (x + T(gelu_cubic) * x * x * x);
   const T t = std::tanh(inner);
   const T d_inner = T(sqrt_2_over_pi) * (T(1) + T(3 * gelu_cubic) * x * x);
@@ -25,13 +29,13 @@ T gelu_tanh_derivative(T x) {
 }
 
 template <typename T>
-T gelu_erf(T x) {
+TKF_HOST_DEVICE T gelu_erf(T x) {
   return T(0.5) * x * (T(1) + std::erf(x * T(inv_sqrt_2)));
 }
 
 template <typename T>
-T gelu_erf_derivative(T x) {
+TKF_HOST_DEVICE T gelu_erf_derivative(T x) {
   return T(0.5) * (T(1) + std::erf(x * T(inv_sqrt_2))) + x * T(inv_sqrt_2pi) * std::exp(-x * x / 2);
 }
 
-}  // namespace topkformer::kernels::cpu
+}  // namespace topkformer::kernels

@@ -1,0 +1,32 @@
+// Times the work a program queues on a device. On the CPU that is wall-clock
+// time. On a GPU, kernels run asynchronously, so a host clock would time the
+// launches: the timer records CUDA events on the device's stream around the
+// work and stop() waits for the second one, so it reports the GPU's own time
+// for exactly the work queued in between.
+#pragma once
+
+#include <chrono>
+
+#include "topkformer/core/device.h"
+
+namespace topkformer {
+
+class DeviceTimer {
+ public:
+  explicit DeviceTimer(Device device);
+  ~DeviceTimer();
+  DeviceTimer(const DeviceTimer&) = delete;
+  DeviceTimer& operator=(const DeviceTimer&) = delete;
+
+  void start();
+  // Seconds from start() until the work queued since has finished.
+  double stop();
+
+ private:
+  Device device_;
+  std::chrono::steady_clock::time_point start_time_;
+  void* start_event_ = nullptr;  // cudaEvent_t on a GPU
+  void* stop_event_ = nullptr;
+};
+
+}  // namespace topkformer
