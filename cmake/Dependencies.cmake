@@ -43,20 +43,22 @@ if(NOT TOPKFORMER_CUDA STREQUAL "OFF")
   endif()
   if(CMAKE_CUDA_COMPILER)
     set(CMAKE_CUDA_ARCHITECTURES 80 90)
-    # C++20 like the host code, so kernels and their host glue share one .cu
-    # file and include the framework's headers. CMake 3.25 does not know
-    # nvcc 13's C++20 flag, so it is told. Relaxed constexpr lets device code
-    # call constexpr functions such as the Philox generator (core/rng.h).
-    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION -std=c++20)
-    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION -std=c++20)
-    set(CMAKE_CUDA_STANDARD 20)
-    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    # Relaxed constexpr lets device code call constexpr functions such as the
+    # Philox generator (core/rng.h).
     string(APPEND CMAKE_CUDA_FLAGS " --expt-relaxed-constexpr")
     # One CUDA runtime in every binary: the shared libcudart that CUDA::cudart
     # names, not a second, static copy among nvcc's implicit link libraries.
     set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)
     enable_language(CUDA)
     find_package(CUDAToolkit REQUIRED)
+    # C++20 like the host code, so kernels and their host glue share one .cu
+    # file and include the framework's headers. CMake 3.25 does not know
+    # nvcc 13's C++20 flag, so it is told, after enable_language (which sets
+    # these variables, and whose test compilations must not ask for C++20).
+    set(CMAKE_CUDA20_STANDARD_COMPILE_OPTION -std=c++20)
+    set(CMAKE_CUDA20_EXTENSION_COMPILE_OPTION -std=c++20)
+    set(CMAKE_CUDA_STANDARD 20)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     set(TOPKFORMER_HAVE_CUDA ON)
   elseif(TOPKFORMER_CUDA STREQUAL "ON")
     message(FATAL_ERROR "TOPKFORMER_CUDA=ON but nvcc was not found (looked on PATH and in /usr/local/cuda/bin)")

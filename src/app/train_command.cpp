@@ -5,11 +5,14 @@
 #include <csignal>
 #include <cstdlib>
 #include <memory>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
 #include "app/commands.h"
 #include "app/config_options.h"
+#include "topkformer/core/device.h"
+#include "topkformer/dist/communicator.h"
 #include "topkformer/train/trainer.h"
 
 namespace topkformer::app {
@@ -28,7 +31,7 @@ struct TrainCommandOptions {
 };
 
 void run(const TrainCommandOptions& options) {
-  const train::Config config = options.config.load();
+  train::Config config = options.config.load();
   train::TrainOptions train_options;
   train_options.run_dir =
       options.run_dir.empty()
@@ -38,6 +41,13 @@ void run(const TrainCommandOptions& options) {
   train_options.stop_requested = &stop_requested;
   const auto communicator = dist::make_communicator(
       dist::choose_backend(config.runtime.distributed, config.runtime.device));
+  // One GPU per rank: with nccl, runtime.device: cuda means this rank's GPU,
+  // cuda:(local rank % GPUs), the one its NCCL communicator uses.
+  if (communicator->backend() == dist::Backend::nccl && config.runtime.device == "cuda" &&
+      cuda_device_count() > 0) {
+    config.runtime.device =
+        "cuda:" + std::to_string(communicator->local_rank() % cuda_device_count());
+  }
   train_options.communicator = communicator.get();
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);

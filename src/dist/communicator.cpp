@@ -3,7 +3,9 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "build_config.h"
 #include "mpi_runtime.h"
+#include "nccl_communicator.h"
 #include "topkformer/core/error.h"
 
 namespace topkformer::dist {
@@ -75,9 +77,21 @@ std::unique_ptr<Communicator> make_communicator(Backend backend) {
     case Backend::mpi:
       return make_mpi_communicator();
     case Backend::nccl:
+#if TOPKFORMER_WITH_CUDA && TOPKFORMER_WITH_MPI
+      return make_nccl_communicator();
+#elif TOPKFORMER_WITH_CUDA
       throw Error(
-          "runtime.distributed: nccl moves CUDA tensors, and this build trains on the CPU; "
-          "use mpi (CPU tensors) or single");
+          "runtime.distributed: nccl needs a build with MPI (it bootstraps NCCL over MPI; "
+          "configure with -DTOPKFORMER_MPI=ON and an MPI implementation such as Debian's "
+          "libopenmpi-dev), or use single");
+#else
+      throw Error(
+          "runtime.distributed: nccl moves CUDA tensors, and this build has no CUDA backend"
+#if !TOPKFORMER_WITH_MPI
+          " (nor MPI, which nccl also needs)"
+#endif
+          "; use mpi (CPU tensors) or single");
+#endif
   }
   throw Error("make_communicator: unknown backend");
 }

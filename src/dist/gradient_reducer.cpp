@@ -34,13 +34,17 @@ void GradientReducer::average() {
   for (std::int64_t p = 0; p < count; ++p) {
     Tensor& parameter = parameters_[std::size_t(p)];
     if (present.at<std::int32_t>({p}) && !parameter.grad().defined()) {
-      autograd::accumulate_grad(*parameter.autograd_meta(),
-                                Tensor::zeros(parameter.shape(), parameter.dtype()));
+      autograd::accumulate_grad(
+          *parameter.autograd_meta(),
+          Tensor::zeros(parameter.shape(), parameter.dtype(), parameter.device()));
     }
   }
 
+  // The buckets live where the parameters do (all on one device), so that
+  // NCCL reduces CUDA gradients on their GPU.
+  const Device device = parameters_.empty() ? Device::cpu() : parameters_.front().device();
   for (const Bucket& bucket : buckets_) {
-    const Tensor buffer = Tensor::zeros({bucket.elements}, bucket.dtype);
+    const Tensor buffer = Tensor::zeros({bucket.elements}, bucket.dtype, device);
     const auto for_each_gradient = [&](const auto& visit) {
       std::int64_t offset = 0;
       for (std::size_t p : bucket.members) {

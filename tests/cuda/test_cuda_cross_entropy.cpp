@@ -12,31 +12,16 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/cross_entropy_reference.h"
 #include "test_util.h"
 
 namespace topkformer::testing {
 namespace {
 
-struct CrossEntropyCase {
-  std::int64_t rows, classes;
-  double smoothing;
-  std::int64_t ignore_index;
-};
-
 const CrossEntropyCase cross_entropy_cases[] = {
     {1, 1, 0.0, -100},     {5, 17, 0.0, -100},    {9, 33, 0.1, -100},   {7, 5, 0.2, 2},
     {4, 1000, 0.1, -100},  {3, 1024, 0.0, -100},  {3, 1025, 0.1, -100}, {6, 5000, 0.0, 7},
     {3, 16384, 0.1, -100}, {2, 50000, 0.0, -100}, {4, 270000, 0.1, -1}};
-
-// Targets (7r + 2) % C, with every third row set to ignore_index; an
-// in-range ignore_index also ignores the rows that target it.
-Tensor make_targets(const CrossEntropyCase& c, DType dtype) {
-  std::vector<double> targets;
-  for (std::int64_t r = 0; r < c.rows; ++r) {
-    targets.push_back(r % 3 == 1 ? double(c.ignore_index) : double((7 * r + 2) % c.classes));
-  }
-  return tensor_of({c.rows}, targets, dtype);
-}
 
 Tensor make_logits(const CrossEntropyCase& c, DType dtype, bool large) {
   return large ? random_uniform({c.rows, c.classes}, dtype, 600, -80.0, 80.0)
@@ -52,9 +37,7 @@ double tolerance_for(DType dtype, bool large) {
 }
 
 std::string describe(const CrossEntropyCase& c, DType target_dtype, bool large) {
-  return std::to_string(c.rows) + "x" + std::to_string(c.classes) + " smoothing " +
-         std::to_string(c.smoothing) + " ignore " + std::to_string(c.ignore_index) + " " +
-         std::string(dtype_name(target_dtype)) + (large ? " large" : "");
+  return cross_entropy_case_name(c, target_dtype) + (large ? " large" : "");
 }
 
 class CudaCrossEntropy : public FloatingKernelTest {};
@@ -67,7 +50,7 @@ TEST_P(CudaCrossEntropy, ForwardAndBackwardMatchCpu) {
         const std::string what = describe(c, target_dtype, large);
         const double tol = tolerance_for(dtype(), large);
         const Tensor logits = make_logits(c, dtype(), large);
-        const Tensor targets = make_targets(c, target_dtype);
+        const Tensor targets = cross_entropy_targets(c, target_dtype);
         const Tensor logits_f64 = logits.to(DType::f64);
 
         const Tensor losses = Tensor::empty({c.rows}, dtype(), gpu);
@@ -148,7 +131,7 @@ TEST_P(CudaCrossEntropy, SameBitsEveryRun) {
   SKIP_WITHOUT_GPU();
   const CrossEntropyCase c{4, 270000, 0.1, -100};
   const Tensor logits = on_gpu(make_logits(c, dtype(), true));
-  const Tensor targets = on_gpu(make_targets(c, DType::i64));
+  const Tensor targets = on_gpu(cross_entropy_targets(c, DType::i64));
   std::vector<std::vector<double>> runs;
   for (int run = 0; run < 2; ++run) {
     const Tensor losses = Tensor::empty({c.rows}, dtype(), gpu);

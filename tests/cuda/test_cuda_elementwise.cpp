@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/binary_reference.h"
+#include "kernels/unary_reference.h"
 #include "test_util.h"
 #include "topkformer/core/allocator.h"
 
@@ -19,49 +21,6 @@ namespace {
 
 using kernels::BinaryOp;
 using kernels::UnaryOp;
-
-const UnaryOp all_unary_ops[] = {UnaryOp::neg,      UnaryOp::exp,  UnaryOp::log,
-                                 UnaryOp::tanh,     UnaryOp::relu, UnaryOp::gelu_tanh,
-                                 UnaryOp::gelu_erf, UnaryOp::sqrt};
-const UnaryOp backward_ops[] = {UnaryOp::relu, UnaryOp::gelu_tanh, UnaryOp::gelu_erf,
-                                UnaryOp::tanh};
-const BinaryOp all_binary_ops[] = {BinaryOp::add, BinaryOp::sub, BinaryOp::mul, BinaryOp::div};
-
-std::string op_name(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::neg:
-      return "neg";
-    case UnaryOp::exp:
-      return "exp";
-    case UnaryOp::log:
-      return "log";
-    case UnaryOp::tanh:
-      return "tanh";
-    case UnaryOp::relu:
-      return "relu";
-    case UnaryOp::gelu_tanh:
-      return "gelu_tanh";
-    case UnaryOp::gelu_erf:
-      return "gelu_erf";
-    case UnaryOp::sqrt:
-      return "sqrt";
-  }
-  return "?";
-}
-
-std::string op_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add:
-      return "add";
-    case BinaryOp::sub:
-      return "sub";
-    case BinaryOp::mul:
-      return "mul";
-    case BinaryOp::div:
-      return "div";
-  }
-  return "?";
-}
 
 bool is_gelu(UnaryOp op) {
   return op == UnaryOp::gelu_tanh || op == UnaryOp::gelu_erf;
@@ -85,7 +44,7 @@ class CudaElementwiseKernel : public FloatingKernelTest {};
 TEST_P(CudaElementwiseKernel, UnaryMatchesCpuOnEveryLayout) {
   SKIP_WITHOUT_GPU();
   for (const UnaryOp op : all_unary_ops) {
-    const double low = op == UnaryOp::log || op == UnaryOp::sqrt ? 0.01 : -4.0;
+    const double low = needs_positive_input(op) ? 0.01 : -4.0;
     for (const Layout layout : all_layouts()) {
       for (const auto& [rows, cols] : shapes) {
         const Tensor x = strided_input(layout, rows, cols, dtype(), 40, low, 4.0);
@@ -105,7 +64,7 @@ TEST_P(CudaElementwiseKernel, UnaryMatchesCpuOnEveryLayout) {
 // Floor 1: 1 - y^2 and the gelu derivatives cancel like gelu itself.
 TEST_P(CudaElementwiseKernel, UnaryBackwardMatchesCpuOnEveryLayoutPair) {
   SKIP_WITHOUT_GPU();
-  for (const UnaryOp op : backward_ops) {
+  for (const UnaryOp op : unary_backward_ops) {
     const double low = op == UnaryOp::tanh ? -0.999 : -4.0;
     const double high = op == UnaryOp::tanh ? 0.999 : 4.0;
     for (const Layout x_layout : all_layouts()) {
@@ -252,12 +211,13 @@ TEST_P(CudaElementwiseKernel, EmptyTensorsAreANoOp) {
   SKIP_WITHOUT_GPU();
   const Tensor x = Tensor::empty({0, 5}, dtype(), gpu);
   const Tensor out = Tensor::empty({0, 5}, dtype(), gpu);
-  gpu_kernels().unary(UnaryOp::exp, x, out);
-  gpu_kernels().unary_backward(UnaryOp::relu, x, x, out);
-  gpu_kernels().binary(BinaryOp::add, x, x, out);
-  gpu_kernels().affine(x, 2.0, 1.0, out);
-  gpu_kernels().fill(out, 1.0);
-  synchronize(gpu);
+  run_and_synchronize([&] {
+    gpu_kernels().unary(UnaryOp::exp, x, out);
+    gpu_kernels().unary_backward(UnaryOp::relu, x, x, out);
+    gpu_kernels().binary(BinaryOp::add, x, x, out);
+    gpu_kernels().affine(x, 2.0, 1.0, out);
+    gpu_kernels().fill(out, 1.0);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, CudaElementwiseKernel, floating_dtypes(), dtype_test_name);

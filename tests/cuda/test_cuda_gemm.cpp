@@ -6,47 +6,24 @@
 #include <string>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/gemm_reference.h"
 #include "test_util.h"
 #include "topkformer/core/runtime.h"
 
 namespace topkformer::testing {
 namespace {
 
-enum class View { row_major, column_major, padded };
-
-// A [batch..., rows, cols] operand in `view` layout, drawn on the CPU, as a
-// view of a tensor on `device` (the same values on every device).
-Tensor operand(const Shape& batch, std::int64_t rows, std::int64_t cols, View view, DType dtype,
-               std::uint64_t seed, Device device) {
-  const auto shape_of = [&](std::int64_t r, std::int64_t c) {
-    Shape shape = batch;
-    shape.push_back(r);
-    shape.push_back(c);
-    return shape;
-  };
-  const int last = static_cast<int>(batch.size()) + 1;
-  switch (view) {
-    case View::row_major:
-      return random_normal(shape_of(rows, cols), dtype, seed).to(device);
-    case View::column_major:
-      return random_normal(shape_of(cols, rows), dtype, seed).to(device).transpose(last - 1, last);
-    case View::padded:
-      return random_normal(shape_of(rows, cols + 3), dtype, seed).to(device).narrow(last, 1, cols);
-  }
-  return {};
-}
-
 // Runs gemm on both devices from the same values and compares. Sums of k
 // products of unit normals have magnitude ~sqrt(k): the bound is relative to
 // that.
 void check_against_cpu(const Shape& batch, std::int64_t m, std::int64_t n, std::int64_t k, bool ta,
-                       bool tb, View view_a, View view_b, double alpha, double beta, DType dtype,
-                       double rel_tol) {
+                       bool tb, MatrixLayout view_a, MatrixLayout view_b, double alpha, double beta,
+                       DType dtype, double rel_tol) {
   const auto run = [&](Device device) {
-    const Tensor a = ta ? operand(batch, k, m, view_a, dtype, 1, device)
-                        : operand(batch, m, k, view_a, dtype, 1, device);
-    const Tensor b = tb ? operand(batch, n, k, view_b, dtype, 2, device)
-                        : operand(batch, k, n, view_b, dtype, 2, device);
+    const Tensor a = ta ? matrix(batch, k, m, view_a, dtype, 1, device)
+                        : matrix(batch, m, k, view_a, dtype, 1, device);
+    const Tensor b = tb ? matrix(batch, n, k, view_b, dtype, 2, device)
+                        : matrix(batch, k, n, view_b, dtype, 2, device);
     Shape c_shape = batch;
     c_shape.push_back(m);
     c_shape.push_back(n);
@@ -64,14 +41,14 @@ void check_against_cpu(const Shape& batch, std::int64_t m, std::int64_t n, std::
 
 TEST(CudaGemm, EveryTransposeAndViewMatchesTheCpu) {
   SKIP_WITHOUT_GPU();
-  const View views[] = {View::row_major, View::column_major, View::padded};
+  const MatrixLayout views[] = {MatrixLayout::row_major, MatrixLayout::column_major,
+                                MatrixLayout::padded_row_major};
   for (const DType dtype : {DType::f32, DType::f64}) {
     for (const bool ta : {false, true}) {
       for (const bool tb : {false, true}) {
-        for (const View va : views) {
-          for (const View vb : views) {
-            check_against_cpu({}, 37, 29, 45, ta, tb, va, vb, 1.0, 0.0, dtype,
-                              tolerance(dtype));
+        for (const MatrixLayout va : views) {
+          for (const MatrixLayout vb : views) {
+            check_against_cpu({}, 37, 29, 45, ta, tb, va, vb, 1.0, 0.0, dtype, tolerance(dtype));
           }
         }
       }
@@ -81,24 +58,24 @@ TEST(CudaGemm, EveryTransposeAndViewMatchesTheCpu) {
 
 TEST(CudaGemm, AlphaBetaAndShapesOfOneRowOrColumn) {
   SKIP_WITHOUT_GPU();
-  check_against_cpu({}, 1, 300, 70, false, false, View::row_major, View::row_major, 0.5, 2.0,
-                    DType::f32, 1e-5);
-  check_against_cpu({}, 300, 1, 70, false, true, View::row_major, View::row_major, -1.5, 1.0,
-                    DType::f32, 1e-5);
-  check_against_cpu({}, 64, 64, 1, true, false, View::padded, View::row_major, 1.0, -1.0,
-                    DType::f32, 1e-5);
+  check_against_cpu({}, 1, 300, 70, false, false, MatrixLayout::row_major, MatrixLayout::row_major,
+                    0.5, 2.0, DType::f32, 1e-5);
+  check_against_cpu({}, 300, 1, 70, false, true, MatrixLayout::row_major, MatrixLayout::row_major,
+                    -1.5, 1.0, DType::f32, 1e-5);
+  check_against_cpu({}, 64, 64, 1, true, false, MatrixLayout::padded_row_major,
+                    MatrixLayout::row_major, 1.0, -1.0, DType::f32, 1e-5);
 }
 
 TEST(CudaGemm, BatchesOfRankThreeAndFour) {
   SKIP_WITHOUT_GPU();
-  check_against_cpu({5}, 33, 17, 65, false, true, View::row_major, View::row_major, 1.0, 0.0,
-                    DType::f32, 1e-5);
+  check_against_cpu({5}, 33, 17, 65, false, true, MatrixLayout::row_major, MatrixLayout::row_major,
+                    1.0, 0.0, DType::f32, 1e-5);
   // The attention shapes: [B, H, L, d] x [B, H, L, d]^T.
-  check_against_cpu({2, 3}, 50, 50, 16, false, true, View::row_major, View::row_major, 0.25, 0.0,
-                    DType::f32, 1e-5);
+  check_against_cpu({2, 3}, 50, 50, 16, false, true, MatrixLayout::row_major,
+                    MatrixLayout::row_major, 0.25, 0.0, DType::f32, 1e-5);
   // Padded operands do not merge their batch dimensions: one call per outer item.
-  check_against_cpu({2, 3}, 20, 30, 40, true, false, View::padded, View::column_major, 1.0, 1.0,
-                    DType::f64, 1e-12);
+  check_against_cpu({2, 3}, 20, 30, 40, true, false, MatrixLayout::padded_row_major,
+                    MatrixLayout::column_major, 1.0, 1.0, DType::f64, 1e-12);
 }
 
 TEST(CudaGemm, BroadcastAndPermutedBatches) {
@@ -140,12 +117,12 @@ TEST(CudaGemm, ReducedPrecisionsStayWithinTheirRounding) {
   };
   for (const Case& c : {Case{MatmulPrecision::tf32, 4e-3}, Case{MatmulPrecision::bf16, 3e-2}}) {
     set_matmul_precision(c.precision);
-    check_against_cpu({2}, 128, 96, 256, false, true, View::row_major, View::row_major, 1.0, 0.0,
-                      DType::f32, c.rel_tol);
+    check_against_cpu({2}, 128, 96, 256, false, true, MatrixLayout::row_major,
+                      MatrixLayout::row_major, 1.0, 0.0, DType::f32, c.rel_tol);
     set_matmul_precision(MatmulPrecision::fp32);
   }
-  check_against_cpu({2}, 128, 96, 256, false, true, View::row_major, View::row_major, 1.0, 0.0,
-                    DType::f32, 1e-5);
+  check_against_cpu({2}, 128, 96, 256, false, true, MatrixLayout::row_major,
+                    MatrixLayout::row_major, 1.0, 0.0, DType::f32, 1e-5);
 }
 
 TEST(CudaGemm, OperandsOnTwoDevicesAreAnError) {

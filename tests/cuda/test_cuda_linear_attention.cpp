@@ -23,45 +23,29 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/linear_attention_reference.h"
 #include "test_util.h"
 
 namespace topkformer::testing {
 namespace {
 
-struct Problem {
-  std::int64_t groups, length, features, width;  // G, L, m, dv
-  std::string name() const {
-    return "G=" + std::to_string(groups) + " L=" + std::to_string(length) +
-           " m=" + std::to_string(features) + " dv=" + std::to_string(width);
-  }
-  Shape feature_shape() const { return {groups, length, features}; }
-  Shape value_shape() const { return {groups, length, width}; }
-};
+using Problem = LinearAttentionProblem;
 
 const Problem problems[] = {
     {1, 1, 1, 1},      {5, 5, 7, 33},      {1, 5, 256, 1},   {5, 300, 7, 1},   {1, 300, 256, 64},
     {5, 300, 256, 33}, {2, 300, 600, 130}, {5, 4100, 1, 33}, {1, 4100, 7, 64}, {1, 4100, 256, 64},
 };
 
-struct Inputs {
-  Tensor phi_q, phi_k, v, d_out;  // on the CPU
+// Performer's features, uniform in [0.01, 1); the output gradient d_out is
+// N(0, 1) like the values.
+struct Inputs : LinearAttentionInputs {
+  Tensor d_out;  // on the CPU
 };
 
-// With zero_prefix > 0 the last group's first zero_prefix phi_k rows are 0,
-// so its denominators are 0 there.
 Inputs make_inputs(const Problem& p, DType dtype, std::uint64_t seed,
                    std::int64_t zero_prefix = 0) {
-  Inputs in{random_uniform(p.feature_shape(), dtype, seed, 0.01, 1.0),
-            random_uniform(p.feature_shape(), dtype, seed + 1, 0.01, 1.0),
-            random_normal(p.value_shape(), dtype, seed + 2),
-            random_normal(p.value_shape(), dtype, seed + 3)};
-  if (zero_prefix > 0) {
-    std::vector<double> k = read_values(in.phi_k);
-    const std::int64_t first = (p.groups - 1) * p.length * p.features;
-    std::fill(k.begin() + first, k.begin() + first + zero_prefix * p.features, 0.0);
-    write_values(in.phi_k, k);
-  }
-  return in;
+  return {linear_attention_inputs(p, dtype, seed, 0.01, zero_prefix),
+          random_normal(p.value_shape(), dtype, seed + 3)};
 }
 
 struct Results {

@@ -99,10 +99,11 @@ TEST_P(CudaOptimizerKernel, SgdStepsMatchCpu) {
 
 TEST_P(CudaOptimizerKernel, EmptyParametersAreANoOp) {
   SKIP_WITHOUT_GPU();
-  const Tensor empty = Tensor::empty({0}, dtype(), gpu);
-  gpu_kernels().adamw_update(empty, empty, empty, empty, kernels::AdamWStep{});
-  gpu_kernels().sgd_update(empty, empty, empty, kernels::SgdStep{});
-  synchronize(gpu);
+  run_and_synchronize([&] {
+    const Tensor empty = Tensor::empty({0}, dtype(), gpu);
+    gpu_kernels().adamw_update(empty, empty, empty, empty, kernels::AdamWStep{});
+    gpu_kernels().sgd_update(empty, empty, empty, kernels::SgdStep{});
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, CudaOptimizerKernel, floating_dtypes(), dtype_test_name);

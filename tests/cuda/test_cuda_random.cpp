@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/dropout_reference.h"
 #include "test_util.h"
 
 namespace topkformer::testing {
@@ -75,9 +76,10 @@ TEST_P(CudaRandomKernel, NormalMatchesCpuToTheDevicesLogAndCos) {
 
 TEST_P(CudaRandomKernel, EmptyFillsAreANoOp) {
   SKIP_WITHOUT_GPU();
-  gpu_kernels().uniform(Tensor::empty({0}, dtype(), gpu), PhiloxState{1, 0}, 0.0, 1.0);
-  gpu_kernels().normal(Tensor::empty({0, 3}, dtype(), gpu), PhiloxState{1, 0}, 0.0, 1.0);
-  synchronize(gpu);
+  run_and_synchronize([&] {
+    gpu_kernels().uniform(Tensor::empty({0}, dtype(), gpu), PhiloxState{1, 0}, 0.0, 1.0);
+    gpu_kernels().normal(Tensor::empty({0, 3}, dtype(), gpu), PhiloxState{1, 0}, 0.0, 1.0);
+  });
 }
 
 // ---- dropout ----
@@ -176,26 +178,16 @@ TEST_P(CudaRandomKernel, DropoutColumnsFollowTheKeyIndex) {
   const Tensor dense = dropout_input({rows, keys}, dtype(), 115);
   const Tensor dense_out = Tensor::empty({rows, keys}, dtype(), gpu);
   gpu_kernels().dropout(on_gpu(dense), 0.3, dropout_state, {}, dense_out);
-  const std::vector<double> dense_values = read_values(dense);
-  const std::vector<double> dense_results = read_values(dense_out.to(Device::cpu()));
-  std::vector<double> columns, picked, want;
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t j = 0; j < kept; ++j) {
-      const std::int64_t c = (r * 53 + j * 97) % keys;  // out of order, as top-k leaves them
-      columns.push_back(double(c));
-      picked.push_back(dense_values[r * keys + c]);
-      want.push_back(dense_results[r * keys + c]);
-    }
-  }
-  const Tensor x = tensor_of({rows, kept}, picked, dtype());
+  const PickedColumns picked = pick_columns(dense, dense_out, kept, 53, 97);
+  const Tensor x = tensor_of({rows, kept}, picked.inputs, dtype());
   for (const DType index_dtype : {DType::i32, DType::i64}) {
     kernels::DropoutAddressing cpu_addressing, gpu_addressing;
     cpu_addressing.row_words = gpu_addressing.row_words = keys;
-    cpu_addressing.columns = tensor_of({rows, kept}, columns, index_dtype);
+    cpu_addressing.columns = tensor_of({rows, kept}, picked.columns, index_dtype);
     gpu_addressing.columns = on_gpu(cpu_addressing.columns);
     const Tensor out = Tensor::empty({rows, kept}, dtype(), gpu);
     gpu_kernels().dropout(on_gpu(x), 0.3, dropout_state, gpu_addressing, out);
-    EXPECT_EQ(read_values(out.to(Device::cpu())), want) << dtype_name(index_dtype);
+    EXPECT_EQ(read_values(out.to(Device::cpu())), picked.outputs) << dtype_name(index_dtype);
     expect_dropout_matches_cpu(x, 0.3, dropout_state, cpu_addressing, gpu_addressing,
                                std::string(dtype_name(index_dtype)));
   }
@@ -217,9 +209,10 @@ TEST_P(CudaRandomKernel, DropoutReplaysItsMaskOnTheGradient) {
 
 TEST_P(CudaRandomKernel, DropoutOfAnEmptyTensorIsANoOp) {
   SKIP_WITHOUT_GPU();
-  const Tensor empty = Tensor::empty({0, 4}, dtype(), gpu);
-  gpu_kernels().dropout(empty, 0.5, dropout_state, {}, empty);
-  synchronize(gpu);
+  run_and_synchronize([&] {
+    const Tensor empty = Tensor::empty({0, 4}, dtype(), gpu);
+    gpu_kernels().dropout(empty, 0.5, dropout_state, {}, empty);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, CudaRandomKernel, floating_dtypes(), dtype_test_name);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/reduce_reference.h"
 #include "test_util.h"
 
 namespace topkformer::testing {
@@ -215,33 +216,21 @@ void expect_sum_to_matches_cpu(const Tensor& x_cpu, const Tensor& x_gpu, const S
   expect_matches_cpu(got, want, rel_tol, sum_floor(terms, sigma), what);
 }
 
-const std::pair<Shape, Shape> broadcast_patterns[] = {
-    {{4, 5, 6}, {1, 5, 6}},
-    {{4, 5, 6}, {4, 1, 6}},
-    {{4, 5, 6}, {4, 5, 1}},
-    {{4, 5, 6}, {1, 5, 1}},
-    {{4, 5, 6}, {1, 1, 1}},
-    {{4, 5, 6}, {4, 5, 6}},
-    {{17, 3}, {1, 3}},
-    {{17, 3}, {17, 1}},
-    {{2, 3, 4, 5}, {1, 1, 4, 5}},
-    {{1, 1}, {1, 1}},
-    {{2, 3, 4, 5}, {2, 1, 4, 1}},
-    {{0, 3}, {1, 3}},  // empty sums are 0
-    {{3, 0}, {3, 1}},
-    {{2, 0, 4}, {1, 0, 4}},  // nothing to write
-    // Bias gradients: columns over many rows, several chunks and a second pass.
-    {{3000, 768}, {1, 768}},
-    {{3000, 7}, {1, 7}},
-    {{3000, 5000}, {1, 5000}},
-    {{8, 375, 64}, {1, 1, 64}},
-    {{5, 3000, 4}, {5, 1, 4}},
-    {{40, 50}, {1, 50}},  // one chunk: written directly
-    // Rows: a warp or a block per output, long ones split into segments.
-    {{64, 4096}, {64, 1}},
-    {{2, 70000}, {2, 1}},
-    {{1024, 1024}, {1, 1}},
-    {{6, 7, 300}, {1, 7, 1}}};
+const std::vector<std::pair<Shape, Shape>> broadcast_patterns = sum_to_broadcast_patterns(
+    {{{3, 0}, {3, 1}},
+     {{2, 0, 4}, {1, 0, 4}},  // nothing to write
+     // Bias gradients: columns over many rows, several chunks and a second pass.
+     {{3000, 768}, {1, 768}},
+     {{3000, 7}, {1, 7}},
+     {{3000, 5000}, {1, 5000}},
+     {{8, 375, 64}, {1, 1, 64}},
+     {{5, 3000, 4}, {5, 1, 4}},
+     {{40, 50}, {1, 50}},  // one chunk: written directly
+     // Rows: a warp or a block per output, long ones split into segments.
+     {{64, 4096}, {64, 1}},
+     {{2, 70000}, {2, 1}},
+     {{1024, 1024}, {1, 1}},
+     {{6, 7, 300}, {1, 7, 1}}});
 
 TEST_P(CudaReduceKernel, SumToMatchesCpuForBroadcastPatterns) {
   SKIP_WITHOUT_GPU();

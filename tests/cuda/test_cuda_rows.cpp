@@ -151,28 +151,22 @@ TEST_P(CudaRowsKernel, OutOfRangeIndexThrowsTheCpuErrorAndLeavesTheTable) {
     for (const std::vector<double>& values : bad_indices) {
       const Tensor index = tensor_of({2, 2}, values, index_dtype);
       for (const bool scatter : {false, true}) {
-        std::string want;
-        try {
-          if (scatter) {
-            cpu_kernels().scatter_add_rows(table.clone(), index, rows);
-          } else {
-            cpu_kernels().gather_rows(table, index, rows.clone());
-          }
-        } catch (const Error& error) {
-          want = error.what();
-        }
-        ASSERT_FALSE(want.empty()) << "the CPU did not throw";
-        const Tensor gpu_table = on_gpu(table);
-        expect_error_containing(
+        ASSERT_NO_FATAL_FAILURE(expect_cpu_error_and_table_kept(
+            table,
             [&] {
+              if (scatter) {
+                cpu_kernels().scatter_add_rows(table.clone(), index, rows);
+              } else {
+                cpu_kernels().gather_rows(table, index, rows.clone());
+              }
+            },
+            [&](const Tensor& gpu_table) {
               if (scatter) {
                 gpu_kernels().scatter_add_rows(gpu_table, on_gpu(index), on_gpu(rows));
               } else {
                 gpu_kernels().gather_rows(gpu_table, on_gpu(index), on_gpu(rows));
               }
-            },
-            {want});
-        expect_matches_cpu(gpu_table, table, 0.0, 1.0, "the table after a failed call");
+            }));
       }
     }
   }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda/cuda_test_util.h"
+#include "kernels/mask_reference.h"
 #include "test_util.h"
 
 namespace topkformer::testing {
@@ -20,15 +21,6 @@ namespace {
 using kernels::RowMask;
 
 constexpr double infinity = std::numeric_limits<double>::infinity();
-
-struct MaskCase {
-  std::string name;
-  Shape shape;  // [B, ..., Lq, Lk]
-  bool causal = false;
-  std::int64_t causal_offset = 0;
-  std::vector<double> key_lengths = {};  // empty: no padding mask
-  DType length_dtype = DType::i64;
-};
 
 // The rows of Lk <= 1024 take the warp kernels, the others the block kernels.
 const MaskCase mask_cases[] = {
@@ -54,8 +46,9 @@ const MaskCase mask_cases[] = {
     {"block_rows_long_lengths_i64", {2, 1, 50000}, false, 0, {50000, 31000}},
 };
 
+// The case's mask with its key lengths on the GPU or the CPU (the kernels take either).
 RowMask make_mask(const MaskCase& c, bool lengths_on_gpu) {
-  RowMask mask = row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);
+  RowMask mask = make_mask(c);
   if (lengths_on_gpu && mask.key_lengths.defined()) mask.key_lengths = on_gpu(mask.key_lengths);
   return mask;
 }

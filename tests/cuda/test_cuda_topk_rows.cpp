@@ -222,8 +222,7 @@ TEST_P(CudaTopKRows, NoRowsIsANoOp) {
   const Tensor x = Tensor::empty({0, 5}, dtype(), gpu);
   const Tensor values = Tensor::empty({0, 3}, dtype(), gpu);
   const Tensor indices = Tensor::empty({0, 3}, DType::i32, gpu);
-  gpu_kernels().topk_rows(x, 3, values, indices);
-  synchronize(gpu);
+  run_and_synchronize([&] { gpu_kernels().topk_rows(x, 3, values, indices); });
 }
 
 TEST_P(CudaTopKRows, RejectsBadOperandsLikeCpu) {

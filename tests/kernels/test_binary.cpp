@@ -2,6 +2,7 @@
 // input layouts: transposed, sliced and stride-0 (broadcast) views.
 #include <string>
 
+#include "kernels/binary_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -9,41 +10,13 @@ namespace {
 
 using kernels::BinaryOp;
 
-double reference_binary(BinaryOp op, double a, double b) {
-  switch (op) {
-    case BinaryOp::add:
-      return a + b;
-    case BinaryOp::sub:
-      return a - b;
-    case BinaryOp::mul:
-      return a * b;
-    case BinaryOp::div:
-      return a / b;
-  }
-  return NAN;
-}
-
-std::string op_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::add:
-      return "add";
-    case BinaryOp::sub:
-      return "sub";
-    case BinaryOp::mul:
-      return "mul";
-    case BinaryOp::div:
-      return "div";
-  }
-  return "?";
-}
-
 class BinaryKernel : public FloatingKernelTest {};
 
 // Each result is one correctly rounded operation on the inputs, so the plain
 // relative tolerance holds (the floor only matters for sums that cancel).
 TEST_P(BinaryKernel, EveryOpMatchesScalarArithmeticOnEveryLayoutPair) {
   const std::int64_t rows = 3, cols = 17;
-  for (const BinaryOp op : {BinaryOp::add, BinaryOp::sub, BinaryOp::mul, BinaryOp::div}) {
+  for (const BinaryOp op : all_binary_ops) {
     for (const Layout layout_a : all_layouts()) {
       for (const Layout layout_b : all_layouts()) {
         const Tensor a = strided_input(layout_a, rows, cols, dtype(), 50, -3.0, 3.0);

@@ -5,20 +5,14 @@
 // sum(out * w). A zero denominator (phi_k rows all 0 so far) gives output 0.
 #include <string>
 
+#include "kernels/linear_attention_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
 namespace {
 
-struct Problem {
-  std::int64_t groups, length, features, width;  // G, L, m, dv
-  std::string name() const {
-    return "G=" + std::to_string(groups) + " L=" + std::to_string(length) +
-           " m=" + std::to_string(features) + " dv=" + std::to_string(width);
-  }
-  Shape feature_shape() const { return {groups, length, features}; }
-  Shape value_shape() const { return {groups, length, width}; }
-};
+using Problem = LinearAttentionProblem;
+using Inputs = LinearAttentionInputs;
 
 // {4, 64, 16, 8} has enough work for parallel_for to split the groups over threads.
 const Problem problems[] = {{1, 1, 1, 1}, {2, 5, 3, 4}, {3, 17, 5, 7}, {4, 64, 16, 8}};
@@ -26,25 +20,10 @@ const Problem problems[] = {{1, 1, 1, 1}, {2, 5, 3, 4}, {3, 17, 5, 7}, {4, 64, 1
 // The gradient problem of the finite-difference checks.
 constexpr Problem small_problem{2, 5, 3, 4};
 
-struct Inputs {
-  Tensor phi_q, phi_k, v;
-};
-
-// Positive features in (0.1, 1), values N(0, 1). With zero_prefix > 0 the
-// last group's phi_k rows before that position are 0, so its denominators are
-// 0 there.
+// Positive features in (0.1, 1), values N(0, 1).
 Inputs make_inputs(const Problem& p, DType dtype, std::uint64_t seed,
                    std::int64_t zero_prefix = 0) {
-  Inputs in{random_uniform(p.feature_shape(), dtype, seed, 0.1, 1.0),
-            random_uniform(p.feature_shape(), dtype, seed + 1, 0.1, 1.0),
-            random_normal(p.value_shape(), dtype, seed + 2)};
-  if (zero_prefix > 0) {
-    std::vector<double> k = read_values(in.phi_k);
-    const std::int64_t first = (p.groups - 1) * p.length * p.features;
-    std::fill(k.begin() + first, k.begin() + first + zero_prefix * p.features, 0.0);
-    write_values(in.phi_k, k);
-  }
-  return in;
+  return linear_attention_inputs(p, dtype, seed, 0.1, zero_prefix);
 }
 
 // The quadratic form of one problem in double: scores a_ij = phi_q_i . phi_k_j

@@ -3,29 +3,14 @@
 // i64 targets, and out-of-range targets that must throw.
 #include <string>
 
+#include "kernels/cross_entropy_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
 namespace {
 
-struct CrossEntropyCase {
-  std::int64_t rows, classes;
-  double smoothing;
-  std::int64_t ignore_index;
-};
-
 const CrossEntropyCase cross_entropy_cases[] = {
     {1, 1, 0.0, -100}, {5, 17, 0.0, -100}, {9, 33, 0.1, -100}, {7, 5, 0.2, 2}};
-
-// Targets (7r + 2) % C, with every third row set to ignore_index; an
-// in-range ignore_index also ignores the rows that target it.
-Tensor make_targets(const CrossEntropyCase& c, DType dtype) {
-  std::vector<double> targets;
-  for (std::int64_t r = 0; r < c.rows; ++r) {
-    targets.push_back(r % 3 == 1 ? double(c.ignore_index) : double((7 * r + 2) % c.classes));
-  }
-  return tensor_of({c.rows}, targets, dtype);
-}
 
 struct Reference {
   std::vector<double> losses, logsumexp, dlogits;
@@ -68,12 +53,9 @@ TEST_P(CrossEntropyKernel, ForwardAndBackwardMatchReference) {
   const double scale = 0.25;
   for (const DType target_dtype : {DType::i32, DType::i64}) {
     for (const CrossEntropyCase& c : cross_entropy_cases) {
-      const std::string what = std::to_string(c.rows) + "x" + std::to_string(c.classes) +
-                               " smoothing " + std::to_string(c.smoothing) + " ignore " +
-                               std::to_string(c.ignore_index) + " " +
-                               std::string(dtype_name(target_dtype));
+      const std::string what = cross_entropy_case_name(c, target_dtype);
       const Tensor logits = random_normal({c.rows, c.classes}, dtype(), 100, 2.0);
-      const Tensor targets = make_targets(c, target_dtype);
+      const Tensor targets = cross_entropy_targets(c, target_dtype);
       const Reference ref = reference_cross_entropy(c, logits, targets, scale);
 
       const Tensor losses = Tensor::empty({c.rows}, dtype()),

@@ -4,6 +4,7 @@
 // same mask, and chunk/column addressing draws the words of the whole matrix.
 #include <cmath>
 
+#include "kernels/dropout_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -126,22 +127,14 @@ TEST_P(DropoutKernel, ColumnAddressingFollowsTheKeyIndex) {
   const Tensor dense = random_uniform({rows, keys}, dtype(), 115, 0.5, 1.5);
   const Tensor dense_out = Tensor::empty({rows, keys}, dtype());
   run_dropout(dense, 0.3, state, dense_out);
-  std::vector<double> columns, picked, want;
-  const std::vector<double> dv = read_values(dense), dov = read_values(dense_out);
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t j = 0; j < kept; ++j) {
-      const std::int64_t c = (r * 5 + j * 4) % keys;  // out of order, as top-k leaves them
-      columns.push_back(double(c));
-      picked.push_back(dv[r * keys + c]);
-      want.push_back(dov[r * keys + c]);
-    }
-  }
+  const PickedColumns picked = pick_columns(dense, dense_out, kept, 5, 4);
   kernels::DropoutAddressing addressing;
   addressing.row_words = keys;
-  addressing.columns = tensor_of({rows, kept}, columns, DType::i32);
+  addressing.columns = tensor_of({rows, kept}, picked.columns, DType::i32);
   const Tensor out = Tensor::empty({rows, kept}, dtype());
-  cpu_kernels().dropout(tensor_of({rows, kept}, picked, dtype()), 0.3, state, addressing, out);
-  EXPECT_EQ(read_values(out), want);
+  cpu_kernels().dropout(tensor_of({rows, kept}, picked.inputs, dtype()), 0.3, state, addressing,
+                        out);
+  EXPECT_EQ(read_values(out), picked.outputs);
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, DropoutKernel, floating_dtypes(), dtype_test_name);

@@ -7,6 +7,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/mask_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -14,35 +15,16 @@ namespace {
 
 using kernels::RowMask;
 
-struct FillCase {
-  std::string name;
-  Shape shape;  // [B, ..., Lq, Lk]
-  bool causal = false;
-  std::int64_t causal_offset = 0;
-  std::vector<double> key_lengths = {};  // empty: no padding mask
-  DType length_dtype = DType::i64;
-};
-
-RowMask make_mask(const FillCase& c) {
-  return row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);
-}
-
 // x with its masked entries set to value, by the rule.
-std::vector<double> reference_fill(const FillCase& c, std::vector<double> x, double value) {
-  const std::int64_t keys = c.shape.back(), queries = c.shape[c.shape.size() - 2];
-  const std::int64_t rows = shape_numel(c.shape) / keys, rows_per_item = rows / c.shape[0];
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t i = r % queries, b = r / rows_per_item;
-    for (std::int64_t j = 0; j < keys; ++j) {
-      const bool masked = (c.causal && j > i + c.causal_offset) ||
-                          (!c.key_lengths.empty() && double(j) >= c.key_lengths[b]);
-      if (masked) x[r * keys + j] = value;
-    }
+std::vector<double> reference_fill(const MaskCase& c, std::vector<double> x, double value) {
+  const std::vector<bool> masked = reference_mask(c);
+  for (std::size_t e = 0; e < x.size(); ++e) {
+    if (masked[e]) x[e] = value;
   }
   return x;
 }
 
-const FillCase fill_cases[] = {
+const MaskCase fill_cases[] = {
     {"causal", {2, 3, 5, 5}, true, 0},
     {"causal_more_queries_than_keys", {2, 2, 7, 4}, true, 0},
     {"causal_offset_2", {2, 2, 4, 7}, true, 2},
@@ -62,7 +44,7 @@ class FillMaskedKernel : public FloatingKernelTest {};
 
 TEST_P(FillMaskedKernel, MatchesMaskRule) {
   const double infinity = std::numeric_limits<double>::infinity();
-  for (const FillCase& c : fill_cases) {
+  for (const MaskCase& c : fill_cases) {
     for (const double value : {-infinity, -3.5}) {
       const Tensor x = random_normal(c.shape, dtype(), 400);
       const std::vector<double> want = reference_fill(c, read_values(x), value);
@@ -76,7 +58,7 @@ TEST_P(FillMaskedKernel, MatchesMaskRule) {
 // Guards the cases themselves: each masks some entries but not all, except the
 // two meant to mask nothing or everything.
 TEST(FillMaskedCases, MaskSomethingButNotEverything) {
-  for (const FillCase& c : fill_cases) {
+  for (const MaskCase& c : fill_cases) {
     const std::vector<double> ones(std::size_t(shape_numel(c.shape)), 1.0);
     const std::vector<double> filled = reference_fill(c, ones, 0.0);
     const auto masked = std::count(filled.begin(), filled.end(), 0.0);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <string>
 
+#include "kernels/gemm_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -49,38 +50,6 @@ void check_gemm(const Tensor& a, bool ta, const Tensor& b, bool tb, const Tensor
   const double k = double(ta ? a.size(-2) : a.size(-1));
   expect_all_close(c, want, tolerance(c.dtype()), std::max(1.0, std::sqrt(k)),
                    describe(a, ta) + " x " + describe(b, tb) + " -> " + describe(c, false));
-}
-
-enum class MatrixLayout { row_major, column_major, padded_row_major, padded_column_major };
-const MatrixLayout matrix_layouts[] = {MatrixLayout::row_major, MatrixLayout::column_major,
-                                       MatrixLayout::padded_row_major,
-                                       MatrixLayout::padded_column_major};
-
-// An operand of logical shape batch + [rows, cols]: column-major layouts are
-// transpose views, padded ones the middle columns of a wider matrix (a leading
-// dimension larger than the width).
-Tensor matrix(const Shape& batch, std::int64_t rows, std::int64_t cols, MatrixLayout layout,
-              DType dtype, std::uint64_t seed) {
-  const auto shape_of = [&](std::int64_t r, std::int64_t c) {
-    Shape shape = batch;
-    shape.push_back(r);
-    shape.push_back(c);
-    return shape;
-  };
-  const int last = static_cast<int>(batch.size()) + 1;
-  switch (layout) {
-    case MatrixLayout::row_major:
-      return random_normal(shape_of(rows, cols), dtype, seed);
-    case MatrixLayout::column_major:
-      return random_normal(shape_of(cols, rows), dtype, seed).transpose(last - 1, last);
-    case MatrixLayout::padded_row_major:
-      return random_normal(shape_of(rows, cols + 3), dtype, seed).narrow(last, 1, cols);
-    case MatrixLayout::padded_column_major:
-      return random_normal(shape_of(cols, rows + 3), dtype, seed)
-          .narrow(last, 2, rows)
-          .transpose(last - 1, last);
-  }
-  return {};
 }
 
 struct Dims {

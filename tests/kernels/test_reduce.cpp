@@ -2,6 +2,7 @@
 // index of the maximum) and sum_to over several broadcast patterns.
 #include <string>
 
+#include "kernels/reduce_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -84,23 +85,10 @@ std::vector<double> reference_sum_to(const Tensor& x, const Shape& out_shape) {
   return out;
 }
 
-const std::pair<Shape, Shape> broadcast_patterns[] = {
-    {{4, 5, 6}, {1, 5, 6}},
-    {{4, 5, 6}, {4, 1, 6}},
-    {{4, 5, 6}, {4, 5, 1}},
-    {{4, 5, 6}, {1, 5, 1}},
-    {{4, 5, 6}, {1, 1, 1}},
-    {{4, 5, 6}, {4, 5, 6}},
-    {{17, 3}, {1, 3}},
-    {{17, 3}, {17, 1}},
-    {{2, 3, 4, 5}, {1, 1, 4, 5}},
-    {{1, 1}, {1, 1}},
-    {{2, 3, 4, 5}, {2, 1, 4, 1}},
-    {{0, 3}, {1, 3}},  // an empty sum is 0
-    // Leading dimensions only (bias gradients), wide enough for several
-    // column blocks and threads.
-    {{300, 200}, {1, 200}},
-    {{3, 100, 70}, {1, 1, 70}}};
+// The shared patterns, then leading dimensions only (bias gradients), wide
+// enough for several column blocks and threads.
+const std::vector<std::pair<Shape, Shape>> broadcast_patterns =
+    sum_to_broadcast_patterns({{{300, 200}, {1, 200}}, {{3, 100, 70}, {1, 1, 70}}});
 
 TEST_P(ReduceKernel, SumToMatchesLoopForBroadcastPatterns) {
   for (const auto& [x_shape, out_shape] : broadcast_patterns) {

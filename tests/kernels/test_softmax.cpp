@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/mask_reference.h"
 #include "kernels/reference.h"
 
 namespace topkformer::testing {
@@ -14,43 +15,6 @@ namespace {
 using kernels::RowMask;
 
 constexpr double infinity = std::numeric_limits<double>::infinity();
-
-struct MaskCase {
-  MaskCase(std::string case_name, Shape scores_shape, bool is_causal = false,
-           std::int64_t offset = 0, std::vector<double> lengths = {},
-           DType lengths_dtype = DType::i64)
-      : name(std::move(case_name)),
-        shape(std::move(scores_shape)),
-        causal(is_causal),
-        causal_offset(offset),
-        key_lengths(std::move(lengths)),
-        length_dtype(lengths_dtype) {}
-  std::string name;
-  Shape shape;  // [B, ..., Lq, Lk]
-  bool causal;
-  std::int64_t causal_offset;
-  std::vector<double> key_lengths;  // empty: no padding mask
-  DType length_dtype;
-};
-
-RowMask make_mask(const MaskCase& c) {
-  return row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);
-}
-
-// masked[r * Lk + j] for every row r of the scores.
-std::vector<bool> reference_mask(const MaskCase& c) {
-  const std::int64_t keys = c.shape.back(), queries = c.shape[c.shape.size() - 2];
-  const std::int64_t rows = shape_numel(c.shape) / keys, rows_per_item = rows / c.shape[0];
-  std::vector<bool> masked(static_cast<std::size_t>(rows * keys));
-  for (std::int64_t r = 0; r < rows; ++r) {
-    const std::int64_t i = r % queries, b = r / rows_per_item;
-    for (std::int64_t j = 0; j < keys; ++j) {
-      masked[r * keys + j] = (c.causal && j > i + c.causal_offset) ||
-                             (!c.key_lengths.empty() && double(j) >= c.key_lengths[b]);
-    }
-  }
-  return masked;
-}
 
 std::vector<double> reference_softmax(const std::vector<double>& x, const std::vector<bool>& masked,
                                       std::int64_t n, bool log) {

@@ -1,76 +1,15 @@
 // unary against the scalar functions in double, on strided inputs; and
 // unary_backward against a central finite difference of those functions.
 #include <cmath>
-#include <numbers>
 #include <string>
 
 #include "kernels/reference.h"
+#include "kernels/unary_reference.h"
 
 namespace topkformer::testing {
 namespace {
 
 using kernels::UnaryOp;
-
-double gelu_tanh(double x) {
-  const double inner = std::sqrt(2.0 / std::numbers::pi) * (x + 0.044715 * x * x * x);
-  return 0.5 * x * (1.0 + std::tanh(inner));
-}
-
-double gelu_erf(double x) {
-  return 0.5 * x * (1.0 + std::erf(x / std::numbers::sqrt2));
-}
-
-double reference_unary(UnaryOp op, double x) {
-  switch (op) {
-    case UnaryOp::neg:
-      return -x;
-    case UnaryOp::exp:
-      return std::exp(x);
-    case UnaryOp::log:
-      return std::log(x);
-    case UnaryOp::tanh:
-      return std::tanh(x);
-    case UnaryOp::relu:
-      return std::max(x, 0.0);
-    case UnaryOp::gelu_tanh:
-      return gelu_tanh(x);
-    case UnaryOp::gelu_erf:
-      return gelu_erf(x);
-    case UnaryOp::sqrt:
-      return std::sqrt(x);
-  }
-  return NAN;
-}
-
-std::string op_name(UnaryOp op) {
-  switch (op) {
-    case UnaryOp::neg:
-      return "neg";
-    case UnaryOp::exp:
-      return "exp";
-    case UnaryOp::log:
-      return "log";
-    case UnaryOp::tanh:
-      return "tanh";
-    case UnaryOp::relu:
-      return "relu";
-    case UnaryOp::gelu_tanh:
-      return "gelu_tanh";
-    case UnaryOp::gelu_erf:
-      return "gelu_erf";
-    case UnaryOp::sqrt:
-      return "sqrt";
-  }
-  return "?";
-}
-
-const UnaryOp all_unary_ops[] = {UnaryOp::neg,      UnaryOp::exp,  UnaryOp::log,
-                                 UnaryOp::tanh,     UnaryOp::relu, UnaryOp::gelu_tanh,
-                                 UnaryOp::gelu_erf, UnaryOp::sqrt};
-
-bool needs_positive_input(UnaryOp op) {
-  return op == UnaryOp::log || op == UnaryOp::sqrt;
-}
 
 class UnaryKernel : public FloatingKernelTest {};
 
@@ -112,7 +51,7 @@ double central_difference(UnaryOp op, double x) {
 // f64 the comparison allows 1e-8 instead of 1e-12.
 TEST_P(UnaryKernel, BackwardMatchesCentralFiniteDifference) {
   const double rel_tol = dtype() == DType::f64 ? 1e-8 : tol();
-  for (const UnaryOp op : {UnaryOp::relu, UnaryOp::gelu_tanh, UnaryOp::gelu_erf, UnaryOp::tanh}) {
+  for (const UnaryOp op : unary_backward_ops) {
     for (const Layout layout : {Layout::contiguous, Layout::transposed, Layout::every_other}) {
       const std::int64_t rows = 5, cols = 17;
       const Tensor x = strided_input(layout, rows, cols, dtype(), 41, -4.0, 4.0);

@@ -143,130 +143,117 @@ class TopKScoresChecker {
 
   // The result is a valid top-k of the exact scores (header comment).
   void expect_valid(const TopKScoresResult& got, const std::string& what) const {
-    Failures failures;
-    for (std::int64_t g = 0; g < case_.groups; ++g) {
-      for (std::int64_t i = 0; i < case_.queries; ++i) {
-        const Row row = exact_row(g, i);
-        const std::int64_t n = std::int64_t(row.scores.size()), m = std::min(k_, n);
-        const std::int64_t base = (g * case_.queries + i) * k_;
-        std::vector<char> chosen(static_cast<std::size_t>(n), 0);
-        double worst_chosen = std::numeric_limits<double>::infinity();
-        for (std::int64_t t = 0; t < k_; ++t) {
-          const double v = got.values[base + t];
-          const std::int64_t j = got.indices[base + t];
-          const auto where = [&] {
-            return "group " + std::to_string(g) + " query " + std::to_string(i) + " slot " +
-                   std::to_string(t) + " (sees " + std::to_string(n) + " keys): ";
-          };
-          if (t >= m) {
-            if (!(v == -std::numeric_limits<double>::infinity())) {
-              failures.add(where() + "value " + std::to_string(v) + " instead of -inf");
+    check_each_row(
+        what, [&](std::int64_t g, std::int64_t i, std::int64_t base, Failures& failures) {
+          const Row row = exact_row(g, i);
+          const std::int64_t n = std::int64_t(row.scores.size()), m = std::min(k_, n);
+          std::vector<char> chosen(static_cast<std::size_t>(n), 0);
+          double worst_chosen = std::numeric_limits<double>::infinity();
+          for (std::int64_t t = 0; t < k_; ++t) {
+            const double v = got.values[base + t];
+            const std::int64_t j = got.indices[base + t];
+            const auto where = [&] {
+              return "group " + std::to_string(g) + " query " + std::to_string(i) + " slot " +
+                     std::to_string(t) + " (sees " + std::to_string(n) + " keys): ";
+            };
+            if (t >= m) {
+              if (!(v == -std::numeric_limits<double>::infinity())) {
+                failures.add(where() + "value " + std::to_string(v) + " instead of -inf");
+              }
+              if (j < 0 || j >= case_.keys) failures.add(where() + "index out of range");
+              continue;
             }
-            if (j < 0 || j >= case_.keys) failures.add(where() + "index out of range");
-            continue;
-          }
-          if (j < 0 || j >= n) {
-            failures.add(where() + "key " + std::to_string(j) + " is not visible");
-            continue;
-          }
-          if (chosen[j]) {
-            failures.add(where() + "key " + std::to_string(j) + " chosen twice");
-            continue;
-          }
-          chosen[j] = 1;
-          worst_chosen = std::min(worst_chosen, row.scores[j]);
-          if (!(std::abs(v - row.scores[j]) <= row.eps)) {
-            failures.add(where() + "key " + std::to_string(j) + " has value " + std::to_string(v) +
-                         ", exact score " + std::to_string(row.scores[j]));
-          }
-          if (t > 0) {
-            const double before = got.values[base + t - 1];
-            if (v > before || (v == before && j < got.indices[base + t - 1])) {
-              failures.add(where() + "not sorted after the slot before");
+            if (j < 0 || j >= n) {
+              failures.add(where() + "key " + std::to_string(j) + " is not visible");
+              continue;
+            }
+            if (chosen[j]) {
+              failures.add(where() + "key " + std::to_string(j) + " chosen twice");
+              continue;
+            }
+            chosen[j] = 1;
+            worst_chosen = std::min(worst_chosen, row.scores[j]);
+            if (!(std::abs(v - row.scores[j]) <= row.eps)) {
+              failures.add(where() + "key " + std::to_string(j) + " has value " +
+                           std::to_string(v) + ", exact score " + std::to_string(row.scores[j]));
+            }
+            if (t > 0) {
+              const double before = got.values[base + t - 1];
+              if (v > before || (v == before && j < got.indices[base + t - 1])) {
+                failures.add(where() + "not sorted after the slot before");
+              }
             }
           }
-        }
-        for (std::int64_t j = 0; j < n; ++j) {
-          if (!chosen[j] && row.scores[j] > worst_chosen + 2 * row.eps) {
-            failures.add("group " + std::to_string(g) + " query " + std::to_string(i) + ": key " +
-                         std::to_string(j) + " left out with exact score " +
-                         std::to_string(row.scores[j]) + " above a chosen " +
-                         std::to_string(worst_chosen));
+          for (std::int64_t j = 0; j < n; ++j) {
+            if (!chosen[j] && row.scores[j] > worst_chosen + 2 * row.eps) {
+              failures.add("group " + std::to_string(g) + " query " + std::to_string(i) + ": key " +
+                           std::to_string(j) + " left out with exact score " +
+                           std::to_string(row.scores[j]) + " above a chosen " +
+                           std::to_string(worst_chosen));
+            }
           }
-        }
-      }
-    }
-    failures.expect_none(what);
+        });
   }
 
   // Two results agree up to the order of near-ties (header comment); call
   // expect_valid on each as well.
   void expect_same(const TopKScoresResult& got, const TopKScoresResult& want,
                    const std::string& what) const {
-    Failures failures;
-    for (std::int64_t g = 0; g < case_.groups; ++g) {
-      for (std::int64_t i = 0; i < case_.queries; ++i) {
-        const Row row = exact_row(g, i);
-        const std::int64_t n = std::int64_t(row.scores.size()), m = std::min(k_, n);
-        const std::int64_t base = (g * case_.queries + i) * k_;
-        if (m == 0) continue;
-        const std::string where =
-            "group " + std::to_string(g) + " query " + std::to_string(i) + ": ";
-        std::vector<double> sorted = row.scores;
-        std::nth_element(sorted.begin(), sorted.begin() + (m - 1), sorted.end(),
-                         std::greater<double>());
-        const double kth = sorted[m - 1];
-        std::vector<std::int64_t> got_keys, want_keys;
-        for (std::int64_t t = 0; t < m; ++t) {
-          if (!(std::abs(got.values[base + t] - want.values[base + t]) <= 2 * row.eps)) {
-            failures.add(where + "slot " + std::to_string(t) + " holds " +
-                         std::to_string(got.values[base + t]) + ", want " +
-                         std::to_string(want.values[base + t]));
-          }
-          got_keys.push_back(got.indices[base + t]);
-          want_keys.push_back(want.indices[base + t]);
+    check_each_row(what, [&](std::int64_t g, std::int64_t i, std::int64_t base,
+                             Failures& failures) {
+      const Row row = exact_row(g, i);
+      const std::int64_t n = std::int64_t(row.scores.size()), m = std::min(k_, n);
+      if (m == 0) return;
+      const std::string where = "group " + std::to_string(g) + " query " + std::to_string(i) + ": ";
+      std::vector<double> sorted = row.scores;
+      std::nth_element(sorted.begin(), sorted.begin() + (m - 1), sorted.end(),
+                       std::greater<double>());
+      const double kth = sorted[m - 1];
+      std::vector<std::int64_t> got_keys, want_keys;
+      for (std::int64_t t = 0; t < m; ++t) {
+        if (!(std::abs(got.values[base + t] - want.values[base + t]) <= 2 * row.eps)) {
+          failures.add(where + "slot " + std::to_string(t) + " holds " +
+                       std::to_string(got.values[base + t]) + ", want " +
+                       std::to_string(want.values[base + t]));
         }
-        std::sort(got_keys.begin(), got_keys.end());
-        std::sort(want_keys.begin(), want_keys.end());
-        std::vector<std::int64_t> differ;
-        std::set_symmetric_difference(got_keys.begin(), got_keys.end(), want_keys.begin(),
-                                      want_keys.end(), std::back_inserter(differ));
-        for (const std::int64_t j : differ) {
-          if (j < 0 || j >= n || std::abs(row.scores[j] - kth) > 2 * row.eps) {
-            failures.add(where + "key " + std::to_string(j) +
-                         " is chosen by one result only, and its score is not within rounding"
-                         " of the k-th best " +
-                         std::to_string(kth));
-          }
+        got_keys.push_back(got.indices[base + t]);
+        want_keys.push_back(want.indices[base + t]);
+      }
+      std::sort(got_keys.begin(), got_keys.end());
+      std::sort(want_keys.begin(), want_keys.end());
+      std::vector<std::int64_t> differ;
+      std::set_symmetric_difference(got_keys.begin(), got_keys.end(), want_keys.begin(),
+                                    want_keys.end(), std::back_inserter(differ));
+      for (const std::int64_t j : differ) {
+        if (j < 0 || j >= n || std::abs(row.scores[j] - kth) > 2 * row.eps) {
+          failures.add(where + "key " + std::to_string(j) +
+                       " is chosen by one result only, and its score is not within rounding"
+                       " of the k-th best " +
+                       std::to_string(kth));
         }
       }
-    }
-    failures.expect_none(what);
+    });
   }
 
   // Bit-for-bit agreement: every value, and the keys of the slots that some
   // key reached (the others' indices are unspecified).
   void expect_identical(const TopKScoresResult& got, const TopKScoresResult& want,
                         const std::string& what) const {
-    Failures failures;
-    for (std::int64_t g = 0; g < case_.groups; ++g) {
-      for (std::int64_t i = 0; i < case_.queries; ++i) {
-        const std::int64_t m = std::min(k_, visible_keys(case_, g, i));
-        const std::int64_t base = (g * case_.queries + i) * k_;
-        for (std::int64_t t = 0; t < k_; ++t) {
-          const bool same_value = got.values[base + t] == want.values[base + t];
-          const bool same_key = t >= m || got.indices[base + t] == want.indices[base + t];
-          if (!same_value || !same_key) {
-            failures.add("group " + std::to_string(g) + " query " + std::to_string(i) + " slot " +
-                         std::to_string(t) + ": got (" + std::to_string(got.values[base + t]) +
-                         ", key " + std::to_string(got.indices[base + t]) + "), want (" +
-                         std::to_string(want.values[base + t]) + ", key " +
-                         std::to_string(want.indices[base + t]) + ")");
+    check_each_row(
+        what, [&](std::int64_t g, std::int64_t i, std::int64_t base, Failures& failures) {
+          const std::int64_t m = std::min(k_, visible_keys(case_, g, i));
+          for (std::int64_t t = 0; t < k_; ++t) {
+            const bool same_value = got.values[base + t] == want.values[base + t];
+            const bool same_key = t >= m || got.indices[base + t] == want.indices[base + t];
+            if (!same_value || !same_key) {
+              failures.add("group " + std::to_string(g) + " query " + std::to_string(i) + " slot " +
+                           std::to_string(t) + ": got (" + std::to_string(got.values[base + t]) +
+                           ", key " + std::to_string(got.indices[base + t]) + "), want (" +
+                           std::to_string(want.values[base + t]) + ", key " +
+                           std::to_string(want.indices[base + t]) + ")");
+            }
           }
-        }
-      }
-    }
-    failures.expect_none(what);
+        });
   }
 
  private:
@@ -286,6 +273,19 @@ class TopKScoresChecker {
       EXPECT_EQ(count, 0) << what << ": " << count << " failures, the first:" << first;
     }
   };
+
+  // Calls check(g, i, base, failures) for query i of every group g, where
+  // base is the row's first slot in a result, then expects no failures.
+  template <typename Check>
+  void check_each_row(const std::string& what, Check&& check) const {
+    Failures failures;
+    for (std::int64_t g = 0; g < case_.groups; ++g) {
+      for (std::int64_t i = 0; i < case_.queries; ++i) {
+        check(g, i, (g * case_.queries + i) * k_, failures);
+      }
+    }
+    failures.expect_none(what);
+  }
 
   Row exact_row(std::int64_t g, std::int64_t i) const {
     const std::int64_t d = case_.head_dim, n = visible_keys(case_, g, i);

@@ -1,13 +1,14 @@
 // Fused optimizer updates: one pass over a parameter and its state, one
-// thread per element. The arithmetic is the CPU's (optimizer.cpp) operation
-// for operation, in double whatever the dtype, so both devices agree to the
-// last bit or so (where the two compilers fuse a multiply-add differently).
+// thread per element. The arithmetic is the CPU's (kernels/optimizer_update.h),
+// in double whatever the dtype, so both devices agree to the last bit or so
+// (where the two compilers fuse a multiply-add differently).
 #include <cmath>
 #include <cstdint>
 
 #include "cuda/backend/cuda_backend.h"
 #include "cuda/backend/launch.h"
 #include "kernels/dispatch.h"
+#include "kernels/optimizer_update.h"
 #include "kernels/pointwise_check.h"
 
 namespace topkformer::kernels {
@@ -19,15 +20,7 @@ __global__ void adamw_kernel(T* p, const T* g, T* m, T* v, std::int64_t count, A
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += stride) {
-    const double gi = g[i];
-    const double mi = step.beta1 * m[i] + (1.0 - step.beta1) * gi;
-    const double vi = step.beta2 * v[i] + (1.0 - step.beta2) * gi * gi;
-    m[i] = static_cast<T>(mi);
-    v[i] = static_cast<T>(vi);
-    const double update =
-        (mi / step.bias_correction1) / (::sqrt(vi / step.bias_correction2) + step.eps) +
-        step.weight_decay * p[i];
-    p[i] = static_cast<T>(p[i] - step.learning_rate * update);
+    adamw_element(p[i], g[i], m[i], v[i], step);
   }
 }
 
@@ -36,9 +29,7 @@ __global__ void sgd_kernel(T* p, const T* g, T* u, std::int64_t count, SgdStep s
   const std::int64_t stride = std::int64_t(gridDim.x) * blockDim.x;
   for (std::int64_t i = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count;
        i += stride) {
-    const double velocity = step.momentum * u[i] + g[i] + step.weight_decay * p[i];
-    u[i] = static_cast<T>(velocity);
-    p[i] = static_cast<T>(p[i] - step.learning_rate * velocity);
+    sgd_element(p[i], g[i], u[i], step);
   }
 }
 

@@ -1,6 +1,7 @@
 // Fused optimizer updates: one pass over a parameter and its state.
 #include "cpu_backend.h"
 #include "dispatch.h"
+#include "kernels/optimizer_update.h"
 #include "kernels/pointwise_check.h"
 
 namespace topkformer::kernels {
@@ -18,17 +19,7 @@ void CpuBackend::adamw_update(const Tensor& parameter, const Tensor& grad,
     T* m = typed_mut<T>(first_moment);
     T* v = typed_mut<T>(second_moment);
     parallel_for(parameter.numel(), 16, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) {
-        const double gi = g[i];
-        const double mi = step.beta1 * m[i] + (1.0 - step.beta1) * gi;
-        const double vi = step.beta2 * v[i] + (1.0 - step.beta2) * gi * gi;
-        m[i] = static_cast<T>(mi);
-        v[i] = static_cast<T>(vi);
-        const double update =
-            (mi / step.bias_correction1) / (std::sqrt(vi / step.bias_correction2) + step.eps) +
-            step.weight_decay * p[i];
-        p[i] = static_cast<T>(p[i] - step.learning_rate * update);
-      }
+      for (std::int64_t i = begin; i < end; ++i) adamw_element(p[i], g[i], m[i], v[i], step);
     });
   });
 }
@@ -42,11 +33,7 @@ void CpuBackend::sgd_update(const Tensor& parameter, const Tensor& grad, const T
     const T* g = typed<T>(grad);
     T* u = typed_mut<T>(momentum);
     parallel_for(parameter.numel(), 8, [&](std::int64_t begin, std::int64_t end) {
-      for (std::int64_t i = begin; i < end; ++i) {
-        const double velocity = step.momentum * u[i] + g[i] + step.weight_decay * p[i];
-        u[i] = static_cast<T>(velocity);
-        p[i] = static_cast<T>(p[i] - step.learning_rate * velocity);
-      }
+      for (std::int64_t i = begin; i < end; ++i) sgd_element(p[i], g[i], u[i], step);
     });
   });
 }
