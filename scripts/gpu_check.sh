@@ -7,7 +7,7 @@
 #
 # 1. the whole test suite on the GPU (the CUDA tests no longer skip);
 # 2. compute-sanitizer memcheck and racecheck on the CUDA kernel tests
-#    (when compute-sanitizer is on the PATH);
+#    (when compute-sanitizer is on the PATH and SANITIZE is not 0);
 # 3. the GPU rows of the paper's figures (docs/benchmarks.md), fp32 with TF32
 #    off, then bf16: `quick` (default) takes lengths up to 16K and d_ff up to
 #    16K, `full` the paper's ranges.
@@ -40,7 +40,8 @@ cat "$out/gpu.txt" "$out/info.txt"
 # The tests find configs/ from the working directory: run them in the repository.
 cd "$(dirname "$0")/.."
 step tests "$bin/topkformer_tests" --gtest_brief=1
-if command -v compute-sanitizer >/dev/null; then
+# The sanitizers slow kernels down by 10-100x: SANITIZE=0 skips them.
+if [[ ${SANITIZE:-1} != 0 ]] && command -v compute-sanitizer >/dev/null; then
   kernels='Cuda*:-CudaModels*:CudaTrainer*'
   step memcheck compute-sanitizer --tool memcheck --error-exitcode 1 \
     "$bin/topkformer_tests" --gtest_brief=1 --gtest_filter="$kernels"
