@@ -87,6 +87,20 @@ TEST_P(TopKKernel, NaNCountsAsLargest) {
   EXPECT_EQ(read_indices(indices), (std::vector<std::int64_t>{1, 4, 3, 0, 4, 5}));
 }
 
+// Rows long enough for every selection path of the kernel: the whole row
+// (k >= n / 4), a threshold from a sample (k >= n / 16), streaming (smaller
+// k); with ties, both zeros and NaNs, in f32 and f64.
+TEST_P(TopKKernel, LongRowsWithTiesAndNaNTakeEveryPath) {
+  constexpr std::int64_t n = 3000;
+  std::vector<double> values = read_values(random_normal({3, n}, dtype(), 123));
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    values[i] = std::round(values[i] * 8) / 8;  // ties, and zeros of both signs
+    if (i % 997 == 5) values[i] = std::numeric_limits<double>::quiet_NaN();
+  }
+  const Tensor x = tensor_of({3, n}, values, dtype());
+  for (const std::int64_t k : {1, 64, 190, 400, 800, 2999}) check_topk(x, k, "long rows");
+}
+
 // Outputs must be x's shape with the last extent k, values of x's dtype: the
 // kernel writes rows * k of each.
 TEST_P(TopKKernel, RejectsOutputsOfTheWrongShapeOrDtype) {

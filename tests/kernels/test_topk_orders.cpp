@@ -1,7 +1,9 @@
-// Row-wise top-k on long rows in the orders that take each selection path:
-// random (the heap rejects almost everything), ascending (every entry
-// displaces the heap's worst, so selection takes over), descending and
-// constant rows (ties go to the lower index).
+// Row-wise top-k on long rows in the orders that take each selection path
+// (src/kernels/cpu/topk.cpp): the whole row (k >= n / 4), a threshold from a
+// sample (k >= n / 16) and streaming (smaller k); random rows (the threshold
+// rejects almost everything), ascending (every entry beats the threshold),
+// descending and constant rows (ties go to the lower index), and a row whose
+// sample holds only its largest values (fewer than k pass: streamed instead).
 #include <gtest/gtest.h>
 
 #include <numeric>
@@ -37,15 +39,18 @@ TEST(TopKOrders, LongRowsInEveryOrderMatchAFullSort) {
   Generator generator(21);
   std::vector<float> random = Tensor::randn({n}, generator).to_vector<float>();
   std::vector<float> ascending(n), descending(n), constant(n, 0.5f), few_values(n);
+  std::vector<float> large_where_sampled = random;
+  const std::int64_t sample_stride = n / 128;  // the selector's sample of 128
   for (std::int64_t i = 0; i < n; ++i) {
     ascending[i] = float(i);
     descending[i] = float(n - i);
     few_values[i] = float(i % 7);
+    if (i % sample_stride == 0) large_where_sampled[i] = 100.0f;
   }
-  for (std::int64_t k : {1, 17, 128, 4999, 5000}) {
+  for (std::int64_t k : {1, 17, 128, 700, 1249, 4999, 5000}) {
     SCOPED_TRACE("k " + std::to_string(k));
     for (const std::vector<float>* row :
-         {&random, &ascending, &descending, &constant, &few_values}) {
+         {&random, &ascending, &descending, &constant, &few_values, &large_where_sampled}) {
       expect_top_k_matches_sort(*row, k);
     }
   }

@@ -1,13 +1,10 @@
 // Row-wise top-k on the GPU: one block per row, results identical to the CPU's
 // (src/kernels/cpu/topk.cpp) bit for bit.
 //
-// The order is the CPU's strict total order: larger first, every NaN above
-// +inf and equal to every other NaN, -0 equal to +0, ties to the lower index.
-// Each element becomes an unsigned key of its width that sorts the same way
-// (order_key): all NaNs map to the largest key, both zeros to one key, then
-// entries compare as (key descending, index ascending). Values are copied from
-// the row, not rebuilt from keys, so the NaN payload and the sign of a zero
-// are the element's own.
+// The order is the CPU's strict total order (kernels/order_key.h): entries
+// compare as (key descending, index ascending). Values are copied from the
+// row, not rebuilt from keys, so the NaN payload and the sign of a zero are
+// the element's own.
 //
 // - Rows of n <= sort_capacity (sort_rows_kernel): the whole row goes into
 //   shared memory and a bitonic sort orders it; the first k are the answer.
@@ -34,6 +31,7 @@
 #include "cuda/backend/cuda_backend.h"
 #include "cuda/backend/launch.h"
 #include "kernels/dispatch.h"
+#include "kernels/order_key.h"
 #include "kernels/topk_rows_check.h"
 
 namespace topkformer::kernels {
@@ -48,19 +46,7 @@ constexpr unsigned full_warp = 0xffffffffu;
 constexpr std::uint32_t padding_index = 0xffffffffu;  // sorts after every real entry
 
 template <typename T>
-struct KeyType;
-template <>
-struct KeyType<float> {
-  using type = std::uint32_t;
-  static constexpr type infinity_bits = 0x7f800000u;
-};
-template <>
-struct KeyType<double> {
-  using type = std::uint64_t;
-  static constexpr type infinity_bits = 0x7ff0000000000000ull;
-};
-template <typename T>
-using Key = typename KeyType<T>::type;
+using Key = OrderKey<T>;
 
 __device__ std::uint32_t bits_of(float v) {
   return __float_as_uint(v);
@@ -69,22 +55,10 @@ __device__ std::uint64_t bits_of(double v) {
   return static_cast<std::uint64_t>(__double_as_longlong(v));
 }
 
-// Keys that compare as the CPU orders values. Positive values get the sign
-// bit set, negative ones all bits flipped, so the unsigned order is the
-// numeric one; NaN takes the largest key and -0 the key of +0 (the CPU finds
-// them equal). Decided on bits, so that no fast-math flag can change it.
-// Every real key is > 0: -inf maps to 0x007fffff (f32), so key 0 is free for
-// the padding of a sort.
+// Keys that compare as the CPU orders values (kernels/order_key.h).
 template <typename T>
 __device__ Key<T> order_key(T value) {
-  using K = Key<T>;
-  constexpr K sign = K{1} << (sizeof(K) * 8 - 1);
-  constexpr K infinity_bits = KeyType<T>::infinity_bits;
-  const K bits = bits_of(value);
-  const K magnitude = bits & ~sign;
-  if (magnitude > infinity_bits) return ~K{0};
-  if (magnitude == 0) return sign;
-  return (bits & sign) ? ~bits : (bits | sign);
+  return order_key_of_bits<T>(bits_of(value));
 }
 
 // The strict order of entries: larger key first, then lower index.
