@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """One Markdown table row per run directory, from what `topkformer train` and
 `topkformer eval` wrote there: the steps trained, the best validation metric
-during training, the latest test evaluation of the run's best checkpoint with
-no overrides, the wall time and the peaks.
+during training, the test evaluation of the run's best checkpoint with no
+attention or feed-forward overrides over the most examples (the latest of
+those; a plug-and-play table may add smaller ones), the wall time and the peaks.
 
     python3 scripts/summarize_runs.py runs/small/imdb_vanilla runs/small/imdb_topk ...
 
@@ -49,7 +50,7 @@ def summarize(run):
     tests = [e for e in read_jsonl(run / "eval.jsonl")
              if e["split"] == "test" and not any(o.startswith(("attention.", "feedforward."))
                                                 for o in e.get("overrides", []))]
-    test = tests[-1] if tests else None
+    test = max(reversed(tests), key=lambda e: e["examples"]) if tests else None
     wall, rss = "", ""
     timing = run / "time.txt"
     if timing.exists():
