@@ -1,11 +1,15 @@
 // `topkformer eval`: evaluates a checkpoint on a split. The config defaults to
 // the one saved in the checkpoint; --set may swap the attention or
 // feed-forward variant (the weights are the same whatever the variant), e.g.
-// evaluate a model trained with vanilla attention using top-k attention.
+// evaluate a model trained with vanilla attention using top-k attention, and
+// change evaluation keys; keys that change the architecture are refused.
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
 
+#include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
@@ -13,6 +17,7 @@
 #include "topkformer/core/error.h"
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/trainer.h"
+#include "train/run_log.h"
 
 namespace topkformer::app {
 namespace {
@@ -24,12 +29,17 @@ struct EvalCommandOptions {
   std::string output;
 };
 
-// A checkpoint folder, or a run directory: its best checkpoint, else its newest valid one.
+// A checkpoint folder, or a run directory: its best checkpoint if it
+// verifies, else its newest valid one (saying so).
 std::filesystem::path checkpoint_folder(const std::filesystem::path& path) {
   const std::filesystem::path checkpoints = path / "checkpoints";
   if (!std::filesystem::is_directory(checkpoints)) return path;
-  if (std::filesystem::exists(checkpoints / "best")) {
-    return std::filesystem::canonical(checkpoints / "best");
+  const std::filesystem::path best = checkpoints / "best";
+  if (std::filesystem::exists(best)) {
+    std::string why;
+    if (train::verify_checkpoint(best, &why)) return std::filesystem::canonical(best);
+    spdlog::warn("{} is damaged ({}): evaluating the newest valid checkpoint instead",
+                 best.string(), why);
   }
   const auto latest = train::latest_checkpoint(checkpoints);
   TKF_CHECK(latest.has_value(), checkpoints.string(), ": no valid checkpoint");
@@ -44,22 +54,34 @@ std::filesystem::path default_output(const std::filesystem::path& checkpoint) {
   return run / "eval.jsonl";
 }
 
+// Appends one line and checks that it reached the file (a full disk, /dev/full).
+void append_line(const std::filesystem::path& output, const std::string& line) {
+  std::ofstream out(output, std::ios::app);
+  out << line << '\n';
+  out.close();
+  TKF_CHECK(!out.fail(), "cannot append the result to ", output.string(), ": ",
+            std::strerror(errno), " (the result is printed above)");
+}
+
 void run(const EvalCommandOptions& options) {
   const std::filesystem::path checkpoint = checkpoint_folder(options.checkpoint);
+  // Everything read from the checkpoint is read before the evaluation, so a
+  // missing or damaged file never throws a finished evaluation away.
+  const std::int64_t step = train::read_training_state(checkpoint).step;
+  const train::Config trained = train::load_config(checkpoint / "config.yaml");
   ConfigOptions config_options = options.config;
   if (config_options.file.empty()) config_options.file = (checkpoint / "config.yaml").string();
   const train::Config config = config_options.load();
+  train::check_evaluation_config(trained, config);
   const train::EvalResult result = train::evaluate_checkpoint(config, checkpoint, options.split);
 
-  nlohmann::json line = nlohmann::json::parse(
-      train::to_json_line(result, train::read_training_state(checkpoint).step));
+  nlohmann::json line = nlohmann::json::parse(train::to_json_line(result, step));
   line["checkpoint"] = checkpoint.string();
   line["attention"] = attention::attention_kind_name(config.model.transformer.attention.kind);
   line["feedforward"] = nn::feed_forward_kind_name(config.model.transformer.feed_forward.kind);
   line["overrides"] = options.config.overrides;
   const std::filesystem::path output =
       options.output.empty() ? default_output(checkpoint) : std::filesystem::path(options.output);
-  std::ofstream(output, std::ios::app) << line.dump() << '\n';
 
   std::cout << options.split << " loss " << result.loss;
   if (result.accuracy) {
@@ -68,7 +90,9 @@ void run(const EvalCommandOptions& options) {
   }
   if (result.perplexity) std::cout << "  perplexity " << *result.perplexity;
   std::cout << "  [" << result.examples << " examples, " << result.seconds << " s]\n"
-            << line.dump(2) << "\nappended to " << output.string() << '\n';
+            << train::json_text(line, 2) << std::endl;
+  append_line(output, train::json_text(line));
+  std::cout << "appended to " << output.string() << '\n';
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
-// `topkformer train`: trains from a config into a run directory. SIGINT and
-// SIGTERM finish the current step, save a checkpoint and exit 0, so that
+// `topkformer train`: trains from a config into a run directory. SIGINT,
+// SIGTERM, SIGHUP (a closed terminal) and SIGQUIT finish the current step (or
+// cut an evaluation short), save a checkpoint and exit 0, so that
 // `--resume auto` continues exactly; a second signal exits at once.
 #include <atomic>
 #include <csignal>
@@ -19,6 +20,7 @@ namespace topkformer::app {
 namespace {
 
 std::atomic<bool> stop_requested{false};
+constexpr int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
 
 extern "C" void request_stop(int signal_number) {
   if (stop_requested.exchange(true)) std::_Exit(128 + signal_number);
@@ -49,14 +51,14 @@ void run(const TrainCommandOptions& options) {
         "cuda:" + std::to_string(communicator->local_rank() % cuda_device_count());
   }
   train_options.communicator = communicator.get();
-  std::signal(SIGINT, request_stop);
-  std::signal(SIGTERM, request_stop);
+  for (const int signal_number : stop_signals) std::signal(signal_number, request_stop);
   const train::TrainSummary summary = train::run_training(config, train_options);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  for (const int signal_number : stop_signals) std::signal(signal_number, SIG_DFL);
   if (communicator->rank() != 0) return;
   if (summary.interrupted) {
     spdlog::info("interrupted at step {}: continue with --resume auto", summary.last_step);
+  } else if (summary.losses.empty()) {
+    spdlog::info("nothing to do: the run is already at step {}", summary.last_step);
   } else if (summary.best_metric) {
     spdlog::info("done at step {}; best {} {:.4f}; last checkpoint {}", summary.last_step,
                  summary.metric, *summary.best_metric, summary.last_checkpoint.string());

@@ -253,7 +253,8 @@ std::optional<fs::path> latest_checkpoint(const fs::path& checkpoints_dir) {
 }
 
 void prune_checkpoints(const fs::path& checkpoints_dir, std::int64_t keep_last,
-                       std::int64_t keep_step) {
+                       std::int64_t keep_step, std::int64_t saved_step,
+                       const std::function<void(const fs::path& doomed)>& before_delete) {
   std::error_code error;
   if (!fs::is_directory(checkpoints_dir, error)) return;
   std::vector<fs::path> doomed;
@@ -261,18 +262,35 @@ void prune_checkpoints(const fs::path& checkpoints_dir, std::int64_t keep_last,
     if (entry.path().filename().string().starts_with(temporary_prefix))
       doomed.push_back(entry.path());
   if (keep_last > 0) {
+    // Only checkpoints that verify count towards keep_last: damaged ones must
+    // never crowd out a good one (the one just saved least of all). A damaged
+    // one newer than the oldest kept stays for inspection; older ones go.
     std::int64_t kept = 0;
     for (const auto& [step, path] : list_checkpoints(checkpoints_dir)) {
-      if (kept < keep_last) {
+      if (kept >= keep_last) {
+        if (step != keep_step) doomed.push_back(path);
+      } else if (std::string why; step == saved_step || verify_checkpoint(path, &why)) {
         ++kept;
-      } else if (step != keep_step) {
-        doomed.push_back(path);
+      } else {
+        spdlog::warn("checkpoint '{}' is damaged and does not count towards train.keep_last: {}",
+                     path.string(), why);
       }
     }
   }
+  // A step_* folder is renamed out of the way before it is deleted, so a
+  // process killed while deleting never leaves a half-deleted step_* folder
+  // (the .tmp- remnant goes at the next prune).
+  const std::string pid = std::to_string(::getpid());
   for (const fs::path& path : doomed) {
-    fs::remove_all(path, error);
-    TKF_CHECK(!error, "checkpoint: cannot delete '", path.string(), "': ", error.message());
+    fs::path target = path;
+    if (!path.filename().string().starts_with(temporary_prefix)) {
+      target = checkpoints_dir /
+               (std::string(temporary_prefix) + "pruned-" + path.filename().string() + "-" + pid);
+      rename_or_throw(path, target);
+    }
+    if (before_delete) before_delete(target);
+    fs::remove_all(target, error);
+    TKF_CHECK(!error, "checkpoint: cannot delete '", target.string(), "': ", error.message());
   }
   if (!doomed.empty()) detail::sync_directory(checkpoints_dir);
 }

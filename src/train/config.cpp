@@ -281,7 +281,24 @@ std::string schema_markdown() {
   }
   out += "\n### Rules between keys\n\n";
   for (const schema::Rule& rule : schema::rules()) out += "- " + rule.meaning + "\n";
-  return out;
+  out +=
+      "\n### What `topkformer eval` may change\n\nOnly these may differ from the "
+      "checkpoint's config: ";
+  std::vector<std::string> allowed;
+  for (const std::string& key : schema::evaluation_keys()) allowed.push_back("`" + key + "`");
+  return out + schema::join(allowed, ", ") + ".\n";
+}
+
+void check_evaluation_config(const Config& trained, const Config& evaluated) {
+  for (const Key& key : schema::keys()) {
+    if (schema::may_change_at_evaluation(key)) continue;
+    const std::string before = key.write(trained), now = key.write(evaluated);
+    TKF_CHECK(before == now, evaluated.source, ": ", key.path(), " is ", before,
+              " in the checkpoint's config but ", now,
+              " here; at evaluation only the attention and feed-forward variants and their knobs, "
+              "eval.*, where the data is and runtime.* may change (the other keys change the "
+              "architecture or its meaning, or do nothing at evaluation)");
+  }
 }
 
 }  // namespace topkformer::train

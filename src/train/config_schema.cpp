@@ -2,6 +2,7 @@
 // the helpers that write values as YAML.
 #include "config_schema.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "config_keys.h"
@@ -166,7 +167,10 @@ std::vector<Key> build_keys() {
           integer("eval_every", TKF_MEMBER(train.eval_every), at_least(0),
                   "evaluate eval.split every N updates; 0: only at the end"),
           integer("save_every", TKF_MEMBER(train.save_every), at_least(0),
-                  "write a checkpoint every N updates; 0: only at the end"),
+                  "write a checkpoint every N updates; 0: only at the end (and by time)"),
+          number("save_every_minutes", TKF_MEMBER(train.save_every_minutes), at_least(0),
+                 "also write one when this many minutes of training passed since the last "
+                 "save, so a crash or a full disk loses at most that much; 0: never"),
           integer("keep_last", TKF_MEMBER(train.keep_last), at_least(1),
                   "step checkpoints kept (the best one is kept besides)"),
           number("label_smoothing", TKF_MEMBER(train.label_smoothing), fraction(),
@@ -359,6 +363,35 @@ const std::vector<Key>& keys() {
 const std::vector<Rule>& rules() {
   static const std::vector<Rule> table = build_rules();
   return table;
+}
+
+const std::vector<std::string>& evaluation_keys() {
+  // Variants and their knobs (the paper's plug-and-play swap), the
+  // evaluation, the data's location and size, and the runtime. Not
+  // feedforward.activation: it changes what the trained weights compute.
+  static const std::vector<std::string> table = {"attention",
+                                                 "feedforward.kind",
+                                                 "feedforward.k",
+                                                 "feedforward.chunk_size",
+                                                 "eval",
+                                                 "data.dir",
+                                                 "data.train_file",
+                                                 "data.valid_file",
+                                                 "data.test_file",
+                                                 "data.vocab",
+                                                 "data.max_length",
+                                                 "data.skip_bad_lines",
+                                                 "data.max_train_examples",
+                                                 "data.max_eval_examples",
+                                                 "data.cache_dir",
+                                                 "runtime"};
+  return table;
+}
+
+bool may_change_at_evaluation(const Key& key) {
+  const std::vector<std::string>& allowed = evaluation_keys();
+  return std::find(allowed.begin(), allowed.end(), key.section) != allowed.end() ||
+         std::find(allowed.begin(), allowed.end(), key.path()) != allowed.end();
 }
 
 std::string quote(const std::string& text) {

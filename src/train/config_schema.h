@@ -44,6 +44,10 @@ struct Rule {
 const std::vector<Section>& sections();  // in file order
 const std::vector<Key>& keys();          // grouped by section, in file order
 const std::vector<Rule>& rules();
+// The keys `topkformer eval` may set to other values than the checkpoint's
+// (check_evaluation_config): sections ("attention") or single keys ("data.dir").
+const std::vector<std::string>& evaluation_keys();
+bool may_change_at_evaluation(const Key& key);
 
 // A value as messages show it after "got": 'text', a list, a map or nothing.
 std::string describe(const YAML::Node& node);

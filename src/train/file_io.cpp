@@ -1,6 +1,7 @@
 #include "train/file_io.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -42,8 +43,9 @@ Error os_error(const char* what, const std::filesystem::path& path) {
 }
 }  // namespace
 
-SyncedFile::SyncedFile(std::filesystem::path path) : path_(std::move(path)) {
-  descriptor_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+SyncedFile::SyncedFile(std::filesystem::path path, Mode mode) : path_(std::move(path)) {
+  const int position = mode == Mode::append ? O_APPEND : O_TRUNC;
+  descriptor_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | position | O_CLOEXEC, 0644);
   if (descriptor_ < 0) throw os_error("create", path_);
 }
 
@@ -97,6 +99,43 @@ void sync_directory(const std::filesystem::path& path) {
     throw error;
   }
   ::close(descriptor);
+}
+
+RunDirectoryLock::RunDirectoryLock(const std::filesystem::path& run_dir) {
+  const std::filesystem::path path = run_dir / ".lock";
+  descriptor_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (descriptor_ < 0) throw os_error("open the lock file", path);
+  if (::flock(descriptor_, LOCK_EX | LOCK_NB) != 0) {
+    const int code = errno;
+    std::string holder;
+    if (code == EWOULDBLOCK) {
+      char text[256] = {};
+      const ::ssize_t count = ::pread(descriptor_, text, sizeof text - 1, 0);
+      if (count > 0) holder = std::string(text, std::size_t(count));
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    }
+    ::close(descriptor_);
+    descriptor_ = -1;
+    if (code != EWOULDBLOCK) {
+      errno = code;
+      throw os_error("lock", path);
+    }
+    throw Error(run_dir.string() + " is in use by another trainer (" +
+                (holder.empty() ? std::string("unknown process") : holder) +
+                "): wait for it to finish or stop it, or choose another --run-dir");
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const std::string holder = "pid " + std::to_string(::getpid()) + " on " + host + "\n";
+  // The holder's description is informative only: a failed write does not matter.
+  if (::ftruncate(descriptor_, 0) == 0) {
+    [[maybe_unused]] const ::ssize_t ignored =
+        ::pwrite(descriptor_, holder.data(), holder.size(), 0);
+  }
+}
+
+RunDirectoryLock::~RunDirectoryLock() {
+  if (descriptor_ >= 0) ::close(descriptor_);  // closing releases the flock
 }
 
 }  // namespace topkformer::train::detail

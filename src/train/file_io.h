@@ -1,5 +1,5 @@
-// Durable file output and the checksum shared by the safetensors and
-// checkpoint code (private to src/train).
+// Durable file output, the checksum shared by the safetensors and checkpoint
+// code, and the run directory's lock (private to src/train).
 #pragma once
 
 #include <cstddef>
@@ -28,11 +28,13 @@ std::uint64_t fnv1a64(const void* bytes, std::size_t count);
 std::string hex64(std::uint64_t value);
 
 // A file written with POSIX calls so that sync_and_close() really reaches the
-// disk (fsync) before a checkpoint is renamed into place. Errors name the path.
-// A file not closed by sync_and_close() is closed (not synced) on destruction.
+// disk (fsync) before a checkpoint is renamed into place, and every failed
+// write (a full disk) throws. Errors name the path. A file not closed by
+// sync_and_close() is closed (not synced) on destruction.
 class SyncedFile {
  public:
-  explicit SyncedFile(std::filesystem::path path);  // creates or truncates
+  enum class Mode { truncate, append };
+  explicit SyncedFile(std::filesystem::path path, Mode mode = Mode::truncate);  // creates it
   SyncedFile(const SyncedFile&) = delete;
   SyncedFile& operator=(const SyncedFile&) = delete;
   ~SyncedFile();
@@ -51,5 +53,20 @@ void write_file_synced(const std::filesystem::path& path, std::string_view bytes
 std::string read_file(const std::filesystem::path& path);
 // fsync on a folder: makes the creation, renaming and deletion of its entries durable.
 void sync_directory(const std::filesystem::path& path);
+
+// An exclusive flock(2) on RUN/.lock for as long as it lives: one trainer per
+// run directory. The kernel drops the lock when its process dies, so a lock
+// file left by a killed trainer never blocks (it is just taken again). The
+// file records the holder's pid and host for the refusal message.
+class RunDirectoryLock {
+ public:
+  explicit RunDirectoryLock(const std::filesystem::path& run_dir);  // throws when held
+  RunDirectoryLock(const RunDirectoryLock&) = delete;
+  RunDirectoryLock& operator=(const RunDirectoryLock&) = delete;
+  ~RunDirectoryLock();
+
+ private:
+  int descriptor_ = -1;
+};
 
 }  // namespace topkformer::train::detail

@@ -88,6 +88,10 @@ class LanguageModelTask final : public Task {
       // Only the last segment may be shorter: it goes in a batch of its own.
       std::size_t end = std::min(segments.size(), first + std::size_t(batch_size));
       while (segments[end - 1].inputs.size() != segments[first].inputs.size()) --end;
+      if (stop_requested()) {
+        result.interrupted = true;
+        break;
+      }
       if (batch_index % shard.count == shard.index) {
         const LmBatch batch = collate(std::span(segments).subspan(first, end - first));
         const Tensor logits = model_->forward(batch.inputs);

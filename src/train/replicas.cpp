@@ -42,13 +42,16 @@ std::vector<double> sum_over_ranks(dist::Communicator& communicator, std::vector
 void combine_shards(dist::Communicator& communicator, EvalResult& result) {
   // Counts stay exact as doubles far beyond any split's size (2^53).
   const std::vector<double> sums = sum_over_ranks(
-      communicator,
-      {result.loss_sum, double(result.correct), double(result.examples), double(result.tokens)});
+      communicator, {result.loss_sum, double(result.correct), double(result.examples),
+                     double(result.tokens), result.interrupted ? 1.0 : 0.0});
   result.loss_sum = sums[0];
   result.correct = std::int64_t(sums[1]);
   result.examples = std::int64_t(sums[2]);
   result.tokens = std::int64_t(sums[3]);
-  result.complete();
+  // Interrupted on any rank: the sums cover part of the split, and no rank
+  // may take a decision (best checkpoint, early stopping) from them.
+  result.interrupted = sums[4] > 0;
+  if (!result.interrupted) result.complete();
 }
 
 bool on_any_rank(dist::Communicator& communicator, bool flag) {

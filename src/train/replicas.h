@@ -17,7 +17,8 @@ void broadcast_tensors(dist::Communicator& communicator, const nn::NamedTensors&
 // The numbers of rank 0's state (its strings stay where they are: only rank 0 saves).
 void broadcast_state(dist::Communicator& communicator, TrainingState& state);
 
-// The evaluation of the whole split from the shards' sums, completed.
+// The evaluation of the whole split from the shards' sums, completed unless
+// a stop request interrupted it on any rank (then marked interrupted).
 void combine_shards(dist::Communicator& communicator, EvalResult& result);
 
 // Whether `flag` is set on any rank.

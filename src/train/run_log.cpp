@@ -27,11 +27,13 @@ RunLog::RunLog(const std::filesystem::path& run_dir, bool console, int rank)
   auto logger = std::make_shared<spdlog::logger>("train", sinks.begin(), sinks.end());
   logger->set_pattern("[%Y-%m-%d %H:%M:%S] [%^%l%$] %v");
   logger->flush_on(spdlog::level::info);
+  // spdlog's default prints the failure and goes on: a full disk would
+  // truncate train.log unnoticed.
+  logger->set_error_handler([this](const std::string& message) {
+    if (failure_.empty()) failure_ = message;
+  });
   spdlog::set_default_logger(logger);
-
-  const std::filesystem::path metrics_path = run_dir / "metrics.jsonl";
-  metrics_.open(metrics_path, std::ios::app);
-  TKF_CHECK(metrics_.good(), metrics_path.string(), ": cannot open for writing");
+  metrics_.emplace(run_dir / "metrics.jsonl", detail::SyncedFile::Mode::append);
 }
 
 RunLog::~RunLog() {
@@ -39,9 +41,21 @@ RunLog::~RunLog() {
 }
 
 void RunLog::metrics(const nlohmann::json& line) {
-  if (!metrics_.is_open()) return;
-  metrics_ << line.dump() << '\n';
-  metrics_.flush();
+  if (!metrics_) return;
+  const std::string text = json_text(line) + '\n';
+  try {
+    metrics_->write(text.data(), text.size());
+  } catch (const Error& error) {
+    throw LogWriteError(error.what());
+  }
+}
+
+void RunLog::check() const {
+  if (!failure_.empty()) throw LogWriteError("cannot write the run's log: " + failure_);
+}
+
+std::string json_text(const nlohmann::json& line, int indent) {
+  return line.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string format_duration(double seconds) {

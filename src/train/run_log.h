@@ -6,13 +6,24 @@
 #pragma once
 
 #include <filesystem>
-#include <fstream>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "topkformer/core/error.h"
+#include "train/file_io.h"
+
 namespace topkformer::train {
+
+// A run log that could not be written (a full disk): the trainer saves a
+// checkpoint if it can, then stops with this.
+class LogWriteError : public Error {
+ public:
+  using Error::Error;
+};
 
 class RunLog {
  public:
@@ -21,14 +32,23 @@ class RunLog {
   RunLog(const RunLog&) = delete;
   RunLog& operator=(const RunLog&) = delete;
 
-  // Appends one line to metrics.jsonl (rank 0) and flushes it, so a killed
-  // run keeps every line it logged.
+  // Appends one line to metrics.jsonl (rank 0), written through to the
+  // kernel at once, so a killed run keeps every line it logged. Throws
+  // LogWriteError naming the file when the write fails.
   void metrics(const nlohmann::json& line);
+  // Throws LogWriteError when a message could not be written (train.log or
+  // the console): spdlog reports its failures here instead of dropping them.
+  void check() const;
 
  private:
   std::shared_ptr<spdlog::logger> previous_;
-  std::ofstream metrics_;
+  std::optional<detail::SyncedFile> metrics_;
+  std::string failure_;  // the first failed log write, if any
 };
+
+// `line` as JSON text. Paths need not be UTF-8 (a Linux path is any bytes):
+// invalid bytes are written as U+FFFD instead of throwing.
+std::string json_text(const nlohmann::json& line, int indent = -1);
 
 // "1:02:03" for 3723 seconds.
 std::string format_duration(double seconds);

@@ -134,6 +134,10 @@ class SupervisedTask final : public Task {
          first < dataset.size() && (max_batches <= 0 || batch_index < max_batches);
          first += batch_size, ++batch_index) {
       if (batch_index % shard.count != shard.index) continue;
+      if (stop_requested()) {
+        result.interrupted = true;
+        break;
+      }
       indices.clear();
       for (std::int64_t i = first; i < std::min(first + batch_size, dataset.size()); ++i) {
         indices.push_back(i);

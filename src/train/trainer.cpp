@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <fstream>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
@@ -78,9 +77,18 @@ std::string describe(const EvalResult& result) {
   return text + fmt::format(" | {} examples in {:.1f} s", result.examples, result.seconds);
 }
 
-// Sums over the steps between two log lines.
+// Writes `text` to `path` through a temporary file renamed into place; every
+// write is checked (a full disk must not leave a truncated config.yaml).
+void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  detail::write_file_synced(temporary, text);
+  std::filesystem::rename(temporary, path);
+}
+
+// Sums over the steps between two log lines; `skipped` steps had a NaN or
+// Inf loss and are not in the loss average.
 struct Interval {
-  std::int64_t steps = 0, examples = 0, tokens = 0;
+  std::int64_t steps = 0, skipped = 0, examples = 0, tokens = 0;
   double loss = 0.0, grad_norm = 0.0;
   Clock::time_point start = Clock::now();
 };
@@ -107,6 +115,7 @@ class Trainer {
                  options.run_dir.string(), shard_.count,
                  dist::backend_name(communicator_.backend()), num_threads());
     task_ = make_task(config);
+    task_->set_stop_flag(options.stop_requested);
     model_ = &task_->model();
     model_->train(true);
     optimizer_ = make_optimizer(config.optimizer, model_->named_parameters());
@@ -128,22 +137,58 @@ class Trainer {
     optimizer_->set_steps(optimizer_steps_.to_vector<std::int64_t>()[0]);
     task_->set_data_state(state_.data);
     default_generator().set_state(rank_stream(state_.rng, communicator_.rank()));
+    // The weights now are the newest checkpoint's (or the initial ones).
+    saved_step_ = state_.step > 0 ? state_.step : -1;
+    last_update_step_ = state_.step;
   }
 
   TrainSummary run() {
     TrainSummary summary;
     summary.first_step = state_.step + 1;
+    summary.metric = metric_;
+    const std::int64_t steps = config_.train.steps;
+    if (state_.step >= steps) {
+      // Re-running a finished run changes nothing: not its checkpoints (even
+      // with other --set values), not its config.yaml.
+      spdlog::info("the run is at step {}, train.steps is {}: nothing to do", state_.step, steps);
+      summary.last_step = state_.step;
+      summary.best_metric = state_.best_metric;
+      return summary;
+    }
+    if (communicator_.rank() == 0) {
+      write_file_atomically(options_.run_dir / "config.yaml", config_yaml_);
+    }
+    try {
+      train_steps(summary);
+    } catch (const LogWriteError& error) {
+      throw Error(topkformer::detail::concat(error.what(), "; stopping at step ", state_.step, ": ",
+                                             save_after_failure(),
+                                             "; free space and continue with --resume auto"));
+    }
+    summary.last_step = state_.step;
+    summary.best_metric = state_.best_metric;
+    return summary;
+  }
+
+ private:
+  void train_steps(TrainSummary& summary) {
     const std::int64_t steps = config_.train.steps;
     const double elapsed_before = state_.elapsed_seconds;
     const Clock::time_point session_start = Clock::now();
     Interval interval;
-    std::int64_t bad_in_row = 0, saved_step = -1;
+    std::int64_t bad_in_row = 0;
     allocator_for(Device::cpu()).reset_peak();
 
     while (state_.step < steps) {
-      // Every rank must stop at the same step, whichever received the signal.
-      if (on_any_rank(communicator_,
-                      options_.stop_requested != nullptr && options_.stop_requested->load())) {
+      // Every rank must stop (and save) at the same step, whichever received
+      // the signal: rank 0's clock decides the timed saves.
+      const double minutes = config_.train.save_every_minutes;
+      const bool save_due = communicator_.rank() == 0 && minutes > 0 &&
+                            seconds_since(last_save_time_) >= minutes * 60.0;
+      const bool stop = options_.stop_requested != nullptr && options_.stop_requested->load();
+      const std::vector<double> flags =
+          sum_over_ranks(communicator_, {stop ? 1.0 : 0.0, save_due ? 1.0 : 0.0});
+      if (flags[0] > 0) {
         spdlog::warn("stop requested: saving step {} and exiting", state_.step);
         summary.interrupted = true;
         break;
@@ -155,17 +200,17 @@ class Trainer {
       if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
         optimizer_->zero_grad();
         ++bad_in_row;
+        ++interval.skipped;
         spdlog::warn("step {}: loss {} and gradient norm {}: skipping the update ({} in a row)",
                      step, loss, grad_norm, bad_in_row);
         TKF_CHECK(bad_in_row <= config_.train.max_bad_steps, "step ", step, ": ", bad_in_row,
                   " steps in a row had a NaN or Inf loss or gradient norm (train.max_bad_steps ",
-                  config_.train.max_bad_steps,
-                  "); stopping. The last checkpoint is intact: "
-                  "lower optimizer.learning_rate or set optimizer.clip_norm and resume");
+                  config_.train.max_bad_steps, "); stopping. ", advice_after_bad_steps());
       } else {
         bad_in_row = 0;
         optimizer_->step(learning_rate);
         optimizer_->zero_grad();
+        last_update_step_ = step;
         interval.loss += loss;
         interval.grad_norm += grad_norm;
         ++interval.steps;
@@ -189,21 +234,65 @@ class Trainer {
           summary.stopped_early = true;
         }
       }
-      if (improved || step == steps || summary.stopped_early ||
+      if (improved || step == steps || summary.stopped_early || flags[1] > 0 ||
           (config_.train.save_every > 0 && step % config_.train.save_every == 0)) {
         summary.last_checkpoint = save(improved);
-        saved_step = step;
       }
+      log_.check();
       if (summary.stopped_early) break;
     }
-    if (state_.step != saved_step && state_.step > 0) summary.last_checkpoint = save(false);
-    summary.last_step = state_.step;
-    summary.metric = metric_;
-    summary.best_metric = state_.best_metric;
-    return summary;
+    if (state_.step != saved_step_ && state_.step >= summary.first_step) {
+      summary.last_checkpoint = save(false);
+    }
   }
 
- private:
+  // After a log write failed on rank 0 (the other ranks wait in a collective
+  // and end with the job): saves this step if it is not saved yet, and says
+  // what it did.
+  std::string save_after_failure() {
+    if (communicator_.rank() != 0) return "rank 0 saves";
+    if (state_.step == saved_step_) return "step " + std::to_string(state_.step) + " is saved";
+    if (state_.step == 0) return "nothing to save";
+    try {
+      return "saved " + write_rank0_checkpoint(false).string();
+    } catch (const std::exception& error) {
+      return std::string("the checkpoint could not be saved either (") + error.what() +
+             "); the newest earlier checkpoint is intact";
+    }
+  }
+
+  // Facts for the user after a run of NaN/Inf steps. Checkpoints never hold
+  // NaN or Inf, but finite is not healthy: when no update succeeded after the
+  // newest checkpoint, it holds the very weights that gave the bad steps.
+  std::string advice_after_bad_steps() const {
+    double largest = 0.0;
+    for (const Tensor& parameter : model_->parameters()) {
+      for (const double value : parameter.to(Device::cpu()).to(DType::f64).to_vector<double>()) {
+        if (std::isfinite(value)) largest = std::max(largest, std::abs(value));
+      }
+    }
+    const std::string weights = fmt::format("the largest finite |weight| is now {:.3g}", largest);
+    if (saved_step_ < 0) {
+      return fmt::format(
+          "No checkpoint was written; {}. Start again with a lower "
+          "optimizer.learning_rate or with optimizer.clip_norm set",
+          weights);
+    }
+    if (saved_step_ >= last_update_step_) {
+      return fmt::format(
+          "The checkpoints from step {} on (the newest is step {}) hold the weights these steps "
+          "started from ({}), so resuming from them repeats the bad steps: resume from a "
+          "checkpoint before step {} (--resume RUN/checkpoints/step_N) or start again, with a "
+          "lower optimizer.learning_rate or optimizer.clip_norm set",
+          last_update_step_, saved_step_, weights, last_update_step_);
+    }
+    return fmt::format(
+        "The newest checkpoint (step {}) was written {} update(s) before the last good one "
+        "(step {}; {}); check its loss in metrics.jsonl before resuming from it with a lower "
+        "optimizer.learning_rate or optimizer.clip_norm set",
+        saved_step_, last_update_step_ - saved_step_, last_update_step_, weights);
+  }
+
   struct StepResult {
     double loss, grad_norm;
     BatchCounts counts;
@@ -239,21 +328,25 @@ class Trainer {
     const double session_seconds = seconds_since(session_start);
     const auto done = double(state_.step - first_step + 1);
     const double eta = session_seconds / done * double(config_.train.steps - state_.step);
+    // The mean over the updates made; skipped (NaN/Inf) steps are counted apart.
     const double loss = interval.steps > 0 ? interval.loss / double(interval.steps) : NAN;
     const double grad_norm = interval.steps > 0 ? interval.grad_norm / double(interval.steps) : NAN;
     Allocator& allocator = allocator_for(Device::cpu());
     const std::int64_t peak = allocator.peak_bytes();
     allocator.reset_peak();
+    const std::string skipped =
+        interval.skipped > 0 ? fmt::format(" ({} NaN/Inf steps skipped)", interval.skipped) : "";
     spdlog::info(
-        "step {}/{} | epoch {:.2f} | loss {:.4f} | lr {:.3e} | grad norm {:.3f} | {:.1f} ex/s "
+        "step {}/{} | epoch {:.2f} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.1f} ex/s "
         "{:.0f} tok/s | peak {:.1f} MiB | elapsed {} | eta {}",
-        state_.step, config_.train.steps, task_->epochs(), loss, learning_rate, grad_norm,
+        state_.step, config_.train.steps, task_->epochs(), loss, skipped, learning_rate, grad_norm,
         double(interval.examples) / seconds, double(interval.tokens) / seconds,
         double(peak) / (1 << 20), format_duration(state_.elapsed_seconds), format_duration(eta));
     log_.metrics({{"type", "train"},
                   {"step", state_.step},
                   {"epoch", task_->epochs()},
                   {"loss", loss},
+                  {"skipped_steps", interval.skipped},
                   {"learning_rate", learning_rate},
                   {"grad_norm", grad_norm},
                   {"examples_per_second", double(interval.examples) / seconds},
@@ -271,6 +364,10 @@ class Trainer {
                                         config_.eval.max_batches, shard_);
     default_generator().set_state(rng);
     combine_shards(communicator_, result);
+    if (result.interrupted) {
+      spdlog::warn("eval at step {}: interrupted by the stop request (not recorded)", state_.step);
+      return false;
+    }
     spdlog::info("eval at step {}: {}", state_.step, describe(result));
     log_.metrics(eval_json(result, state_.step));
     summary.last_eval = result;
@@ -291,17 +388,23 @@ class Trainer {
   // Rank 0 writes; the others wait, so that no rank runs ahead of a save.
   std::filesystem::path save(bool best) {
     const std::filesystem::path path = checkpoints_dir_ / checkpoint_name(state_.step);
-    if (communicator_.rank() == 0) {
-      state_.rng = {state_.rng.seed, default_generator().state().offset};
-      state_.version = version();
-      optimizer_steps_.fill_(double(optimizer_->steps()));
-      write_checkpoint(checkpoints_dir_,
-                       {model_tensors(*model_), optimizer_tensors(), state_, config_yaml_});
-      if (best) mark_best_checkpoint(checkpoints_dir_, state_.step);
-      prune_checkpoints(checkpoints_dir_, config_.train.keep_last, state_.best_step);
-      spdlog::info("saved {}", path.string());
-    }
+    if (communicator_.rank() == 0) write_rank0_checkpoint(best);
+    saved_step_ = state_.step;
+    last_save_time_ = Clock::now();
     communicator_.barrier();
+    return path;
+  }
+
+  std::filesystem::path write_rank0_checkpoint(bool best) {
+    state_.rng = {state_.rng.seed, default_generator().state().offset};
+    state_.version = version();
+    optimizer_steps_.fill_(double(optimizer_->steps()));
+    const std::filesystem::path path = write_checkpoint(
+        checkpoints_dir_, {model_tensors(*model_), optimizer_tensors(), state_, config_yaml_});
+    if (best) mark_best_checkpoint(checkpoints_dir_, state_.step);
+    prune_checkpoints(checkpoints_dir_, config_.train.keep_last, state_.best_step, state_.step);
+    saved_step_ = state_.step;
+    spdlog::info("saved {}", path.string());
     return path;
   }
 
@@ -353,26 +456,22 @@ class Trainer {
   std::unique_ptr<dist::GradientReducer> reducer_;
   std::string metric_;
   TrainingState state_;
+  std::int64_t saved_step_ = -1;                     // the step of the newest checkpoint; -1: none
+  std::int64_t last_update_step_ = 0;                // the last step whose update was applied
+  Clock::time_point last_save_time_ = Clock::now();  // for train.save_every_minutes
 };
-
-// Writes `text` to `path` through a temporary file renamed into place.
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    TKF_CHECK(out.good(), temporary.string(), ": cannot write");
-  }
-  std::filesystem::rename(temporary, path);
-}
 
 }  // namespace
 
 TrainSummary run_training(const Config& config, const TrainOptions& options) {
   const bool writes = options.communicator == nullptr || options.communicator->rank() == 0;
+  // One trainer per run directory, held until the run returns. config.yaml is
+  // written only once the run is known to go on (Trainer::run), so a refused
+  // or finished run keeps its own.
+  std::optional<detail::RunDirectoryLock> lock;
   if (writes) {
     std::filesystem::create_directories(options.run_dir);
-    write_file_atomically(options.run_dir / "config.yaml", to_yaml(config));
+    lock.emplace(options.run_dir);
   }
   Trainer trainer(config, options);
   return trainer.run();
@@ -400,7 +499,7 @@ EvalResult evaluate_checkpoint(const Config& config, const std::filesystem::path
 }
 
 std::string to_json_line(const EvalResult& result, std::int64_t step) {
-  return eval_json(result, step).dump();
+  return json_text(eval_json(result, step));
 }
 
 }  // namespace topkformer::train

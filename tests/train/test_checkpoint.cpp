@@ -317,6 +317,46 @@ TEST_F(Checkpoint, PruneKeepsTheNewestAndTheBest) {
   EXPECT_EQ(entries(), (std::vector<std::string>{"best", "step_0000050"}));
 }
 
+// Damaged checkpoints must not fill keep_last: with every older step_*
+// damaged, a fresh save is kept (it used to be deleted right after writing).
+TEST_F(Checkpoint, DamagedCheckpointsDoNotCountTowardsKeepLast) {
+  for (const std::int64_t step : {10, 20, 30}) write_checkpoint(dir(), make_contents(step));
+  for (const char* name : {"step_0000010", "step_0000020", "step_0000030"}) {
+    fs::remove(dir() / name / "config.yaml");
+  }
+  write_checkpoint(dir(), make_contents(5));
+  prune_checkpoints(dir(), 2, -1, 5);
+  // Kept: step 5 (fresh); the damaged newer ones stay for inspection.
+  EXPECT_EQ(entries(), (std::vector<std::string>{"step_0000005", "step_0000010", "step_0000020",
+                                                 "step_0000030"}));
+  // A good one newer than the damaged: keep_last 2 keeps 40 and 5; 10-30 lie
+  // between them (damaged, newer than the oldest kept) and stay.
+  write_checkpoint(dir(), make_contents(40));
+  write_checkpoint(dir(), make_contents(2));
+  prune_checkpoints(dir(), 2, -1, 40);
+  EXPECT_EQ(entries(), (std::vector<std::string>{"step_0000005", "step_0000010", "step_0000020",
+                                                 "step_0000030", "step_0000040"}));
+  EXPECT_EQ(latest_checkpoint(dir()), dir() / "step_0000040");
+}
+
+// A prune stopped midway (as by kill -9) leaves every step_* folder complete:
+// folders are renamed out of the way before they are deleted.
+TEST_F(Checkpoint, PruneStoppedMidwayLeavesNoHalfDeletedCheckpoint) {
+  for (const std::int64_t step : {10, 20, 30}) write_checkpoint(dir(), make_contents(step));
+  const auto kill_midway = [](const fs::path& doomed) {
+    fs::remove(doomed / "model.safetensors");  // remove_all got this far
+    throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(prune_checkpoints(dir(), 1, -1, 30, kill_midway), std::runtime_error);
+  for (const std::string& name : entries()) {
+    if (!name.starts_with("step_")) continue;
+    std::string why;
+    EXPECT_TRUE(verify_checkpoint(dir() / name, &why)) << name << ": " << why;
+  }
+  prune_checkpoints(dir(), 1, -1, 30);  // the next prune clears the remnant
+  EXPECT_EQ(entries(), std::vector<std::string>{"step_0000030"});
+}
+
 TEST_F(Checkpoint, BestIsARelativeLinkReplacedInPlace) {
   for (const std::int64_t step : {10, 20}) write_checkpoint(dir(), make_contents(step));
   mark_best_checkpoint(dir(), 10);

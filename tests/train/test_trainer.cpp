@@ -4,6 +4,9 @@
 // with another attention variant than it was trained with.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <atomic>
 #include <cmath>
 #include <fstream>
 #include <numeric>
@@ -14,6 +17,7 @@
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/safetensors.h"
 #include "topkformer/train/trainer.h"
+#include "train/file_io.h"
 #include "train/trainer_fixture.h"
 
 namespace topkformer::train {
@@ -139,6 +143,113 @@ TEST_F(TrainerTest, NewRunRefusesToOverwriteCheckpoints) {
   EXPECT_EQ(again.last_step, 2);
 }
 
+std::string file_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A refused new run must not touch the run it refuses: its config.yaml stays.
+TEST_F(TrainerTest, RefusedRunKeepsTheRunsConfig) {
+  run_training(listops_config({"train.steps=2"}), options("run"));
+  const std::filesystem::path config_file = directory() / "run" / "config.yaml";
+  const std::string before = file_text(config_file);
+  EXPECT_THROW(run_training(listops_config({"train.steps=2", "model.layers=3"}), options("run")),
+               Error);
+  EXPECT_EQ(file_text(config_file), before);
+}
+
+// Re-running a finished run with other settings changes nothing: not its
+// final checkpoint (it used to be rewritten with the new config), not config.yaml.
+TEST_F(TrainerTest, RerunningAFinishedRunIsANoOp) {
+  const TrainSummary done =
+      run_training(listops_config({"train.steps=2", "attention.kind=topk"}), options("run"));
+  const std::filesystem::path run = directory() / "run";
+  const std::string config_before = file_text(run / "config.yaml");
+  const std::string checkpoint_config = file_text(done.last_checkpoint / "config.yaml");
+  const auto modified =
+      std::filesystem::last_write_time(done.last_checkpoint / "model.safetensors");
+  const TrainSummary again = run_training(
+      listops_config({"train.steps=2", "attention.kind=vanilla"}), options("run", "auto"));
+  EXPECT_TRUE(again.losses.empty());
+  EXPECT_EQ(file_text(run / "config.yaml"), config_before);
+  EXPECT_EQ(file_text(done.last_checkpoint / "config.yaml"), checkpoint_config);
+  EXPECT_EQ(std::filesystem::last_write_time(done.last_checkpoint / "model.safetensors"), modified);
+}
+
+// One trainer per run directory: a second is refused while the first holds
+// the lock; a lock file left by a dead process does not block.
+TEST_F(TrainerTest, RunDirectoryIsLockedWhileTraining) {
+  const std::filesystem::path run = directory() / "run";
+  std::filesystem::create_directories(run);
+  {
+    const detail::RunDirectoryLock held(run);
+    try {
+      run_training(listops_config({"train.steps=2"}), options("run", "auto"));
+      FAIL() << "expected the locked run directory to be refused";
+    } catch (const Error& error) {
+      const std::string what = error.what();
+      EXPECT_NE(what.find("is in use by another trainer (pid " + std::to_string(::getpid())),
+                std::string::npos)
+          << what;
+    }
+  }
+  std::ofstream(run / ".lock") << "pid 999999 on nowhere\n";  // a killed trainer's
+  EXPECT_EQ(run_training(listops_config({"train.steps=2"}), options("run", "auto")).last_step, 2);
+}
+
+// A log that cannot be written (here metrics.jsonl is /dev/full, as on a full
+// disk) stops the run with a clear error, after saving the step it reached.
+TEST_F(TrainerTest, UnwritableLogStopsTheRunAfterSaving) {
+  const std::filesystem::path run = directory() / "run";
+  std::filesystem::create_directories(run);
+  std::filesystem::create_symlink("/dev/full", run / "metrics.jsonl");
+  try {
+    run_training(listops_config({"train.steps=6", "train.log_every=2", "train.save_every=0"}),
+                 options("run"));
+    FAIL() << "expected the run to stop";
+  } catch (const Error& error) {
+    const std::string what = error.what();
+    EXPECT_NE(what.find("metrics.jsonl"), std::string::npos) << what;
+    EXPECT_NE(what.find("No space left on device"), std::string::npos) << what;
+    EXPECT_NE(what.find("stopping at step 2: saved"), std::string::npos) << what;
+  }
+  const auto latest = latest_checkpoint(run / "checkpoints");
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->filename(), checkpoint_name(2));
+}
+
+// train.save_every_minutes saves by time even with save_every 0 (here any
+// time at all has passed), so a crash never loses the whole run.
+TEST_F(TrainerTest, TimedSavesWithoutSaveEvery) {
+  const TrainSummary summary =
+      run_training(listops_config({"train.steps=4", "train.save_every=0", "train.eval_every=0",
+                                   "train.keep_last=10", "train.save_every_minutes=1e-9"}),
+                   options("run"));
+  EXPECT_EQ(summary.last_step, 4);
+  for (int step = 1; step <= 4; ++step) {
+    EXPECT_TRUE(
+        std::filesystem::exists(directory() / "run" / "checkpoints" / checkpoint_name(step)))
+        << "step " << step;
+  }
+}
+
+// A stop request during an evaluation ends it after the current batch; the
+// partial result is neither logged nor used for the best checkpoint.
+TEST_F(TrainerTest, StopRequestInterruptsEvaluation) {
+  std::atomic<bool> stop{false};
+  const Config config = listops_config({"train.steps=1", "eval.batch_size=1"});
+  auto task = make_task(config);
+  task->set_stop_flag(&stop);
+  stop = true;
+  const EvalResult interrupted = task->evaluate("valid", 1, 0);
+  EXPECT_TRUE(interrupted.interrupted);
+  EXPECT_EQ(interrupted.examples, 0);
+  stop = false;
+  const EvalResult whole = task->evaluate("valid", 1, 0);
+  EXPECT_FALSE(whole.interrupted);
+  EXPECT_EQ(whole.examples, 32);
+}
+
 TEST_F(TrainerTest, GradientAccumulationMatchesOneBatch) {
   const std::vector<std::string> common = {"train.steps=3", "model.dropout=0",
                                            "attention.dropout=0", "optimizer.clip_norm=0"};
@@ -166,10 +277,23 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedThenStopTheRun) {
     run_training(config, options("run"));
     FAIL() << "expected the run to stop";
   } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("3 steps in a row had a NaN or Inf loss"),
+    const std::string what = error.what();
+    EXPECT_NE(what.find("3 steps in a row had a NaN or Inf loss"), std::string::npos) << what;
+    // Step 1's update made the weights enormous and was saved: resuming from
+    // it repeats the bad steps, and the advice must say so, not call it intact.
+    EXPECT_EQ(what.find("intact"), std::string::npos) << what;
+    EXPECT_NE(what.find("checkpoints from step 1 on (the newest is step 3) hold the weights"),
               std::string::npos)
-        << error.what();
+        << what;
+    EXPECT_NE(what.find("largest finite |weight| is now"), std::string::npos) << what;
   }
+  // The log line counts the skipped steps apart from the loss average.
+  std::ifstream metrics(directory() / "run" / "metrics.jsonl");
+  bool skipped_logged = false;
+  for (std::string line; std::getline(metrics, line);) {
+    skipped_logged |= line.find("\"skipped_steps\":1") != std::string::npos;
+  }
+  EXPECT_TRUE(skipped_logged);
   // The checkpoints written before are complete and hold finite weights.
   const auto latest = latest_checkpoint(directory() / "run" / "checkpoints");
   ASSERT_TRUE(latest.has_value());

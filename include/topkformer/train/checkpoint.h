@@ -77,12 +77,20 @@ bool verify_checkpoint(const std::filesystem::path& checkpoint_dir, std::string*
 std::optional<std::filesystem::path> latest_checkpoint(
     const std::filesystem::path& checkpoints_dir);
 
-// Deletes step checkpoints beyond the newest `keep_last` (keep_last <= 0:
-// keeps them all), never the one of `keep_step` (the best; pass -1 for none),
-// and any temporary folders (.tmp-*) a crash left behind. Only one process may
-// save into checkpoints_dir at a time (its temporary folder would go too).
-void prune_checkpoints(const std::filesystem::path& checkpoints_dir, std::int64_t keep_last,
-                       std::int64_t keep_step);
+// Deletes step checkpoints beyond the newest `keep_last` that verify
+// (keep_last <= 0: keeps them all), never the one of `keep_step` (the best;
+// pass -1 for none), and any temporary folders (.tmp-*) a crash left behind.
+// Damaged checkpoints do not count towards keep_last; `saved_step` (the one
+// the caller just wrote, -1 for none) counts without being read again. Each
+// folder is renamed to a .tmp- name before it is deleted, so a kill midway
+// never leaves a half-deleted step_* folder. Only one process may save into
+// checkpoints_dir at a time (its temporary folder would go too).
+// `before_delete`, when given, is called with each folder about to be deleted
+// (tests use it to stop a prune midway, as a kill would).
+void prune_checkpoints(
+    const std::filesystem::path& checkpoints_dir, std::int64_t keep_last, std::int64_t keep_step,
+    std::int64_t saved_step = -1,
+    const std::function<void(const std::filesystem::path& doomed)>& before_delete = {});
 
 // Points checkpoints_dir/best (a symbolic link, replaced atomically) at the
 // checkpoint of `step`.

@@ -94,8 +94,10 @@ struct LoopConfig {
   std::int64_t accumulation = 1;  // micro-batches each update is split into (divides batch_size)
   std::int64_t log_every = 10;
   std::int64_t eval_every = 0;  // 0: only at the end
-  std::int64_t save_every = 0;  // 0: only at the end
-  std::int64_t keep_last = 3;   // step checkpoints kept (the best one is kept besides)
+  std::int64_t save_every = 0;  // 0: only at the end (and every save_every_minutes)
+  double save_every_minutes =
+      30.0;                    // also save when this long has passed since the last save; 0: never
+  std::int64_t keep_last = 3;  // step checkpoints kept (the best one is kept besides)
   double label_smoothing = 0.0;
   std::string best_metric = "auto";  // accuracy|loss|perplexity; auto: accuracy or perplexity
   std::int64_t early_stopping = 0;   // stop after N evaluations without improvement; 0: never
@@ -160,5 +162,14 @@ std::string config_hash(const Config& config);
 // The Markdown tables of every key (type, default, meaning), one per section,
 // that docs/config.md holds verbatim (a test keeps them in sync).
 std::string schema_markdown();
+
+// `topkformer eval` may evaluate a checkpoint with another config than the
+// one it was trained with, but only in the keys that choose the attention
+// and feed-forward variants and their knobs, the evaluation, where the data
+// is and the runtime: the others change the architecture or its meaning
+// (positions, norm placement, activation, embedding scaling, ...) or do
+// nothing at evaluation. Throws naming the first other key that differs,
+// with both values.
+void check_evaluation_config(const Config& trained, const Config& evaluated);
 
 }  // namespace topkformer::train

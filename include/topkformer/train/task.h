@@ -3,6 +3,7 @@
 // task the same way; make_task builds the one a config names.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +28,7 @@ struct EvalResult {
   std::int64_t examples = 0;         // evaluated examples (lm: segments)
   std::int64_t tokens = 0;           // tokens read (lm: tokens predicted)
   double seconds = 0.0;
+  bool interrupted = false;  // a stop request ended it early: the sums cover part of the split
   // The sums the means come from, which the ranks of a job add up.
   double loss_sum = 0.0;     // over examples (lm: over predicted tokens)
   std::int64_t correct = 0;  // classifiers
@@ -85,9 +87,19 @@ class Task {
   // The metric `train.best_metric: auto` means: accuracy or perplexity.
   virtual std::string default_metric() const = 0;
 
+  // A flag (set by a signal handler) that ends an evaluation after its
+  // current batch, marking the result interrupted: a stop request must not
+  // wait for a whole split.
+  void set_stop_flag(const std::atomic<bool>* stop) { stop_ = stop; }
+
  protected:
+  bool stop_requested() const { return stop_ != nullptr && stop_->load(); }
+
   // The order of the training split's examples (the split is read on first call).
   virtual data::BatchSampler& training_sampler() = 0;
+
+ private:
+  const std::atomic<bool>* stop_ = nullptr;
 };
 
 // Evaluation mode for as long as it lives: no gradients recorded, dropout
