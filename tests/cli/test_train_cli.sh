@@ -4,7 +4,9 @@
 #   - SIGINT during `train` saves a checkpoint and exits 0, and `--resume auto`
 #     then finishes the run;
 #   - `eval` of the run, with the trained variant and a swapped one, prints the
-#     metrics and appends them to RUN/eval.jsonl.
+#     metrics and appends them to RUN/eval.jsonl; a failed write, an architecture
+#     key, a damaged best checkpoint and a missing state.yaml are handled;
+#   - SIGHUP and SIGQUIT stop like SIGTERM; a non-UTF-8 run directory works.
 # Usage: test_train_cli.sh TOPKFORMER_BINARY SOURCE_DIR
 source "$(dirname "$0")/fixture.sh"
 make_listops_data
@@ -44,6 +46,59 @@ grep -q "accuracy" "$work/eval.out" || fail "eval printed no accuracy"
   fail "eval with vanilla attention failed"
 [[ $(wc -l <"$run/eval.jsonl") -eq 2 ]] || fail "eval.jsonl should hold two lines"
 grep -q '"attention":"vanilla"' "$run/eval.jsonl" || fail "eval.jsonl does not record the variant"
+# eval: a failed write of the result is an error (the result is still printed);
+# keys that change the architecture are refused, naming the key; a damaged
+# best checkpoint falls back to the newest valid one; a missing state.yaml is
+# found before evaluating.
+if "$tool" eval --checkpoint "$run" --split test --output /dev/full >"$work/full.out" 2>&1; then
+  fail "eval --output /dev/full exited 0"
+fi
+grep -q "No space left on device" "$work/full.out" || fail "no disk-full error: $(cat "$work/full.out")"
+grep -q '"loss"' "$work/full.out" || fail "the result was not printed before the failed write"
+for key in model.positions=sinusoidal model.pre_layer_norm=false feedforward.activation=gelu \
+  model.scale_embeddings=true train.steps=99999; do
+  if "$tool" eval --checkpoint "$run" --set "$key" >"$work/refused.out" 2>&1; then
+    fail "eval accepted --set $key"
+  fi
+  grep -q "${key%%=*} is" "$work/refused.out" || fail "the refusal does not name ${key%%=*}: $(cat "$work/refused.out")"
+done
+"$tool" eval --checkpoint "$run" --set attention.kind=chunked --set eval.batch_size=3 \
+  --set runtime.threads=1 >/dev/null || fail "eval refused variant and evaluation keys"
+best=$(readlink -f "$run/checkpoints/best")
+cp -r "$run/checkpoints" "$work/saved_checkpoints"
+printf 'damaged' >>"$best/model.safetensors"
+"$tool" eval --checkpoint "$run" >"$work/fallback.out" 2>&1 || fail "eval did not fall back: $(cat "$work/fallback.out")"
+grep -q "best is damaged" "$work/fallback.out" || fail "the fallback is not announced"
+rm -rf "$run/checkpoints" && cp -r "$work/saved_checkpoints" "$run/checkpoints"
+newest=$(ls -d "$run"/checkpoints/step_* | sort | tail -1)
+mv "$newest/state.yaml" "$work/state.yaml"
+if "$tool" eval --checkpoint "$newest" >"$work/nostate.out" 2>&1; then fail "eval without state.yaml exited 0"; fi
+grep -q "state.yaml" "$work/nostate.out" || fail "the error does not name state.yaml"
+grep -q '"loss"' "$work/nostate.out" && fail "evaluated before reading state.yaml"
+mv "$work/state.yaml" "$newest/state.yaml"
+
+# SIGHUP (a closed terminal) and SIGQUIT stop like SIGTERM: a checkpoint, exit 0.
+# A run directory whose name is not UTF-8 trains, resumes and evaluates.
+for signal in HUP QUIT; do
+  odd=$work/$'run-\xff-'$signal
+  "$tool" train --config "$config" "${sets[@]}" --set train.steps=100000 --set train.log_every=1 \
+    --set train.eval_every=0 --run-dir "$odd" >"$work/signal.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do
+    grep -q "step 2/" "$odd/train.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill -"$signal" "$pid"
+  status=0
+  wait "$pid" || status=$?
+  [[ $status -eq 0 ]] || fail "train exited with $status after SIG$signal: $(tail -3 "$work/signal.out")"
+  ls "$odd/checkpoints" | grep -q "^step_" || fail "no checkpoint after SIG$signal"
+done
+stopped_at=$(ls "$odd/checkpoints" | grep "^step_" | sort | tail -1)
+"$tool" train --config "$config" "${sets[@]}" --set train.steps=$((10#${stopped_at#step_} + 1)) \
+  --run-dir "$odd" --resume auto >"$work/odd.out" 2>&1 || fail "non-UTF-8 resume: $(tail -3 "$work/odd.out")"
+"$tool" eval --checkpoint "$odd" >"$work/odd_eval.out" 2>&1 || fail "non-UTF-8 eval: $(tail -3 "$work/odd_eval.out")"
+
 # The tokenizer helpers, and a language model that reads a vocabulary file.
 for line in $(seq 1 400); do echo "the cat sat on mat number $((line % 17)) and ran"; done >"$work/text.txt"
 "$tool" data vocab --input "$work/text.txt" --out "$work/vocab.txt" >/dev/null
