@@ -276,7 +276,8 @@ void BenchReport::write_csv(const std::string& path) const {
     for (std::size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << row[i];
     out << '\n';
   }
-  TKF_CHECK(out.good(), "bench: error writing CSV file '", path, "'");
+  out.close();  // the last buffered bytes reach the file (or fail) here
+  TKF_CHECK(!out.fail(), "bench: error writing CSV file '", path, "'");
 }
 
 }  // namespace topkformer::app
