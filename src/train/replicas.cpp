@@ -54,11 +54,4 @@ void combine_shards(dist::Communicator& communicator, EvalResult& result) {
   if (!result.interrupted) result.complete();
 }
 
-bool on_any_rank(dist::Communicator& communicator, bool flag) {
-  if (communicator.world_size() == 1) return flag;
-  Tensor value = Tensor::from_vector<std::int32_t>({1}, {flag ? 1 : 0});
-  communicator.all_reduce(value, dist::ReduceOp::max);
-  return value.to_vector<std::int32_t>()[0] != 0;
-}
-
 }  // namespace topkformer::train

@@ -21,9 +21,6 @@ void broadcast_state(dist::Communicator& communicator, TrainingState& state);
 // a stop request interrupted it on any rank (then marked interrupted).
 void combine_shards(dist::Communicator& communicator, EvalResult& result);
 
-// Whether `flag` is set on any rank.
-bool on_any_rank(dist::Communicator& communicator, bool flag);
-
 // Element-wise sums over the ranks.
 std::vector<double> sum_over_ranks(dist::Communicator& communicator, std::vector<double> values);
 
