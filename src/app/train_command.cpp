@@ -40,7 +40,8 @@ void run(const TrainCommandOptions& options) {
   train_options.resume = options.resume;
   train_options.stop_requested = &stop_requested;
   const auto communicator = dist::make_communicator(
-      dist::choose_backend(config.runtime.distributed, config.runtime.device));
+      dist::choose_backend(config.runtime.distributed, config.runtime.device),
+      config.runtime.collective_timeout);
   // One GPU per rank: with nccl, runtime.device: cuda means this rank's GPU,
   // cuda:(local rank % GPUs), the one its NCCL communicator uses.
   if (communicator->backend() == dist::Backend::nccl && config.runtime.device == "cuda" &&

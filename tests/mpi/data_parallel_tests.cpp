@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "topkformer/autograd/tape.h"
 #include "topkformer/data/data_root.h"
@@ -40,6 +42,17 @@ TEST(Collectives, AllReduceBroadcastGatherBarrier) {
   EXPECT_EQ(gathered.shape(), (Shape{2, 2}));
   EXPECT_EQ(gathered.to_vector<float>(), (std::vector<float>{0, 0, 1, 1}));
   world->barrier();
+}
+
+// A rank that joins late, but within the collective timeout, is waited for
+// (the wait backs off to pauses, and answers liveness probes, meanwhile).
+TEST(Collectives, ALateRankWithinTheTimeoutIsWaitedFor) {
+  const auto patient = dist::make_mpi_communicator(/*collective_timeout=*/5.0);
+  if (world->rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  Tensor value = Tensor::ones({3});
+  patient->all_reduce(value, dist::ReduceOp::sum);
+  EXPECT_EQ(value.to_vector<float>(), std::vector<float>(3, 2.0f));
+  patient->barrier();
 }
 
 TEST(GradientReducer, AveragesInBucketsAndFillsMissingGradients) {
