@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `mpirun -np 2 topkformer train` as users launch it: runtime.distributed auto
 # picks MPI, rank 0 logs and checkpoints, and the run finishes; a global batch
-# that does not split over the ranks is refused.
+# that does not split over the ranks is refused; ranks started with different
+# models (MPMD, `mpirun ... : ...`) are refused at start, without a crash or a hang.
 # Usage: test_mpi_train.sh TOPKFORMER_BINARY SOURCE_DIR MPIEXEC
 source "$(dirname "$0")/fixture.sh"
 make_listops_data
@@ -17,4 +18,17 @@ if "$mpiexec" --oversubscribe -np 2 "$tool" train --config "$config" "${sets[@]}
   fail "a batch of 7 over 2 ranks was accepted"
 fi
 grep -q "train.batch_size" "$work/odd.out" || fail "the error does not name train.batch_size"
+
+status=0
+timeout 120 "$mpiexec" --oversubscribe -np 1 "$tool" train --config "$config" "${sets[@]}" \
+  --run-dir "$work/differ" : -np 1 "$tool" train --config "$config" "${sets[@]}" \
+  --set model.d_model=16 --run-dir "$work/differ" >"$work/differ.out" 2>&1 || status=$?
+[[ $status -ne 0 && $status -ne 124 ]] ||
+  fail "ranks with different models: status $status (124: a hang): $(tail -20 "$work/differ.out")"
+grep -q "rank 1's config differs from rank 0's: model.d_model is 16 on rank 1 and 32 on rank 0" \
+  "$work/differ.out" || fail "the error does not name model.d_model: $(tail -20 "$work/differ.out")"
+if grep -qiE "segmentation|double free|bus error|exited on signal" "$work/differ.out"; then
+  fail "ranks with different models crashed: $(tail -20 "$work/differ.out")"
+fi
+
 echo PASS
