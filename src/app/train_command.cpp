@@ -1,6 +1,6 @@
-// `topkformer train`: trains from a config into a run directory. SIGINT and
-// SIGTERM finish the current step, save a checkpoint and exit 0, so that
-// `--resume auto` continues exactly; a second signal exits at once.
+// `topkformer train`: trains from a config into a run directory. SIGINT,
+// SIGTERM and SIGUSR1 finish the current step, save a checkpoint and exit 0, so
+// that `--resume auto` continues exactly; a second signal exits at once.
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -52,9 +52,13 @@ void run(const TrainCommandOptions& options) {
   train_options.communicator = communicator.get();
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  // mpirun forwards SIGUSR1 to the ranks and exits with theirs, while it
+  // answers SIGTERM by killing them and exiting 1 (docs/distributed.md).
+  std::signal(SIGUSR1, request_stop);
   const train::TrainSummary summary = train::run_training(config, train_options);
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
+  std::signal(SIGUSR1, SIG_DFL);
   if (communicator->rank() != 0) return;
   if (summary.interrupted) {
     spdlog::info("interrupted at step {}: continue with --resume auto", summary.last_step);
