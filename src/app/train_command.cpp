@@ -1,7 +1,8 @@
 // `topkformer train`: trains from a config into a run directory. SIGINT,
-// SIGTERM, SIGHUP (a closed terminal) and SIGQUIT finish the current step (or
-// cut an evaluation short), save a checkpoint and exit 0, so that
-// `--resume auto` continues exactly; a second signal exits at once.
+// SIGTERM, SIGHUP (a closed terminal), SIGQUIT and SIGUSR1 (what mpirun
+// forwards) finish the current step (or cut an evaluation short), save a
+// checkpoint and exit 0, so that `--resume auto` continues exactly; a second
+// signal exits at once.
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -20,7 +21,9 @@ namespace topkformer::app {
 namespace {
 
 std::atomic<bool> stop_requested{false};
-constexpr int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+// SIGUSR1: mpirun forwards it to the ranks and exits with theirs, while it
+// answers SIGTERM by killing them and exiting 1 (docs/distributed.md).
+constexpr int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1};
 
 extern "C" void request_stop(int signal_number) {
   if (stop_requested.exchange(true)) std::_Exit(128 + signal_number);
@@ -42,7 +45,8 @@ void run(const TrainCommandOptions& options) {
   train_options.resume = options.resume;
   train_options.stop_requested = &stop_requested;
   const auto communicator = dist::make_communicator(
-      dist::choose_backend(config.runtime.distributed, config.runtime.device));
+      dist::choose_backend(config.runtime.distributed, config.runtime.device),
+      config.runtime.collective_timeout);
   // One GPU per rank: with nccl, runtime.device: cuda means this rank's GPU,
   // cuda:(local rank % GPUs), the one its NCCL communicator uses.
   if (communicator->backend() == dist::Backend::nccl && config.runtime.device == "cuda" &&

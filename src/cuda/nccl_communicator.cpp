@@ -20,6 +20,14 @@
 //   "which parameters have a gradient" flags) go to the wrapped MPI
 //   communicator unchanged.
 // - barrier() waits for the GPU's stream, then for every rank (MPI_Barrier).
+// - With a collective timeout (runtime.collective_timeout), the host waits
+//   after every NCCL call until the stream has run it, polling
+//   cudaStreamQuery in wait_for_collective like the MPI backend polls its
+//   requests, and a timeout ends the job naming the ranks that do not answer
+//   (over MPI). Without one, NCCL calls return at once, as they are queued.
+//   The job ends with MPI_Abort, not ncclCommAbort: on a blocking
+//   communicator ncclCommAbort may itself wait for the stuck kernel, while
+//   ending the process frees the GPU context, kernels and all.
 // - Dtypes: f32, f64, i32, i64, u8.
 // An NCCL failure throws Error naming the call and NCCL's error string.
 #include <nccl.h>
@@ -30,6 +38,7 @@
 
 #include "cuda/check.h"
 #include "cuda/device.h"
+#include "dist/mpi_runtime.h"
 #include "dist/nccl_communicator.h"
 #include "topkformer/core/error.h"
 #include "topkformer/kernels/backend.h"
@@ -72,11 +81,11 @@ ncclDataType_t nccl_type(DType dtype) {
 
 class NcclCommunicator final : public Communicator {
  public:
-  NcclCommunicator() {
+  explicit NcclCommunicator(double collective_timeout) : timeout_(collective_timeout) {
     const int devices = cuda::device_count();
     TKF_CHECK(devices > 0, "runtime.distributed: nccl needs a GPU, and none is available: ",
               cuda::unavailable_reason());
-    mpi_ = make_mpi_communicator();
+    mpi_ = make_mpi_communicator(collective_timeout);
     rank_ = mpi_->rank();
     world_size_ = mpi_->world_size();
     local_rank_ = mpi_->local_rank();
@@ -113,6 +122,7 @@ class NcclCommunicator final : public Communicator {
                                    std::size_t(tensor.numel()), nccl_type(tensor.dtype()),
                                    op == ReduceOp::max ? ncclMax : ncclSum, comm_,
                                    cuda::stream(device_)));
+      wait("all_reduce");
     }
     if (op == ReduceOp::average) {
       kernels::backend(tensor.device()).affine(tensor, 1.0 / world_size_, 0.0, tensor);
@@ -125,6 +135,7 @@ class NcclCommunicator final : public Communicator {
     const cuda::DeviceGuard guard(device_);
     TKF_CUDA_CHECK(ncclBroadcast(tensor.raw_data(), tensor.raw_data(), std::size_t(tensor.numel()),
                                  nccl_type(tensor.dtype()), root, comm_, cuda::stream(device_)));
+    wait("broadcast");
   }
 
   Tensor all_gather(const Tensor& tensor) override {
@@ -137,6 +148,7 @@ class NcclCommunicator final : public Communicator {
     TKF_CUDA_CHECK(ncclAllGather(tensor.raw_data(), gathered.raw_data(),
                                  std::size_t(tensor.numel()), nccl_type(tensor.dtype()), comm_,
                                  cuda::stream(device_)));
+    wait("all_gather");
     return gathered;
   }
 
@@ -146,6 +158,21 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
+  // With a timeout, until this rank's stream has run the collective just
+  // queued (and the kernels before it); the caller holds a DeviceGuard.
+  void wait(const char* operation) const {
+    if (timeout_ <= 0) return;
+    const cudaStream_t stream = cuda::stream(device_);
+    wait_for_collective(
+        [stream] {
+          const cudaError_t status = cudaStreamQuery(stream);
+          if (status == cudaErrorNotReady) return false;
+          TKF_CUDA_CHECK(status);
+          return true;
+        },
+        operation, timeout_);
+  }
+
   void check_buffer(const Tensor& tensor, const char* operation) const {
     TKF_CHECK(tensor.device() == Device::cuda(device_), operation,
               ": the nccl backend of this rank moves tensors on cuda:", device_,
@@ -153,6 +180,7 @@ class NcclCommunicator final : public Communicator {
     TKF_CHECK(tensor.is_contiguous(), operation, ": the tensor must be contiguous");
   }
 
+  double timeout_;
   std::unique_ptr<Communicator> mpi_;
   int device_ = 0;
   ncclComm_t comm_ = nullptr;
@@ -160,8 +188,8 @@ class NcclCommunicator final : public Communicator {
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_nccl_communicator() {
-  return std::make_unique<NcclCommunicator>();
+std::unique_ptr<Communicator> make_nccl_communicator(double collective_timeout) {
+  return std::make_unique<NcclCommunicator>(collective_timeout);
 }
 
 }  // namespace topkformer::dist

@@ -70,15 +70,15 @@ Backend choose_backend(const std::string& setting, const std::string& device) {
   return device.rfind("cuda", 0) == 0 ? Backend::nccl : Backend::mpi;
 }
 
-std::unique_ptr<Communicator> make_communicator(Backend backend) {
+std::unique_ptr<Communicator> make_communicator(Backend backend, double collective_timeout) {
   switch (backend) {
     case Backend::single:
       return make_single_communicator();
     case Backend::mpi:
-      return make_mpi_communicator();
+      return make_mpi_communicator(collective_timeout);
     case Backend::nccl:
 #if TOPKFORMER_WITH_CUDA && TOPKFORMER_WITH_MPI
-      return make_nccl_communicator();
+      return make_nccl_communicator(collective_timeout);
 #elif TOPKFORMER_WITH_CUDA
       throw Error(
           "runtime.distributed: nccl needs a build with MPI (it bootstraps NCCL over MPI; "
@@ -99,7 +99,9 @@ std::unique_ptr<Communicator> make_communicator(Backend backend) {
 int report_failure(const std::string& message) {
   const MpiJob job = mpi_job();
   if (job.world_size > 1) {
-    std::cerr << "rank " << job.rank << ": error: " << message << std::endl;
+    // One write: ranks failing together (a collective timeout) are killed
+    // mid-line by the first one's MPI_Abort, and piecewise output interleaves.
+    std::cerr << detail::concat("rank ", job.rank, ": error: ", message, '\n') << std::flush;
     abort_mpi_job(1);
   }
   std::cerr << "error: " << message << '\n';

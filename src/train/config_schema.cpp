@@ -212,6 +212,9 @@ std::vector<Key> build_keys() {
                  verbatim,
                  "data-parallel backend: auto (mpi or nccl when started by an MPI launcher with "
                  "several ranks, else single), single, mpi (CPU), nccl (device cuda)"),
+          number("collective_timeout", TKF_MEMBER(runtime.collective_timeout), at_least(0),
+                 "seconds a rank waits in a collective for the other ranks before it ends the "
+                 "job naming those that do not respond (stopped, hung); 0: forever"),
       });
   return table;
 }

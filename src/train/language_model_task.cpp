@@ -110,6 +110,7 @@ class LanguageModelTask final : public Task {
 
  private:
   data::BatchSampler& training_sampler() override { return training().sampler; }
+  const data::Tokenizer& tokenizer() const override { return *tokenizer_; }
 
   // The training tokens, their blocks and the order they are drawn in,
   // loaded on first use (evaluating a checkpoint never reads them).

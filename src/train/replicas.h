@@ -11,6 +11,19 @@
 
 namespace topkformer::train {
 
+// Checks, before anything is broadcast, that every rank built the same
+// replica: the same names, dtypes and shapes of parameters, buffers and
+// optimizer state; the same config (but for the keys that may differ between
+// machines: runtime.device, runtime.threads and the paths data.dir,
+// data.vocab, data.cache_dir) and program version; the same data (tokenizer
+// and vocabulary, training split size). Otherwise throws on every rank an
+// Error naming, for each kind that differs, the first rank that differs from
+// rank 0 and the first difference. Until every rank knows the others' counts
+// only fixed-size buffers travel, so the check is safe whatever the ranks
+// built. Reads the training split.
+void check_replicas_agree(dist::Communicator& communicator, const Config& config, Task& task,
+                          const nn::NamedTensors& model, const nn::NamedTensors& optimizer);
+
 // Every rank's tensors become rank 0's.
 void broadcast_tensors(dist::Communicator& communicator, const nn::NamedTensors& tensors);
 

@@ -158,6 +158,7 @@ class SupervisedTask final : public Task {
 
  private:
   data::BatchSampler& training_sampler() override { return training().sampler; }
+  const data::Tokenizer& tokenizer() const override { return *tokenizer_; }
 
   // The training split and the order it is drawn in, loaded on first use
   // (evaluating a checkpoint never reads it).

@@ -44,6 +44,13 @@ double Task::epochs() {
   return double(state.epoch) + double(state.position) / double(sampler.dataset_size());
 }
 
+std::vector<std::pair<std::string, std::string>> Task::data_identity() {
+  const data::Tokenizer& tokens = tokenizer();
+  return {{"tokenizer", tokens.fingerprint()},
+          {"vocabulary size", std::to_string(tokens.vocab_size())},
+          {"training examples (lm: blocks)", std::to_string(training_sampler().dataset_size())}};
+}
+
 bool higher_is_better(const std::string& metric) {
   return metric == "accuracy";
 }

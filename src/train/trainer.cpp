@@ -129,6 +129,8 @@ class Trainer {
                  nn::feed_forward_kind_name(config.model.transformer.feed_forward.kind));
     state_.rng = initial_dropout_state(config.runtime.seed);
     state_.config_hash = config_hash(config);
+    check_replicas_agree(communicator_, config, *task_, model_tensors(*model_),
+                         optimizer_tensors());
     if (communicator_.rank() == 0) resume();
     // Rank 0's weights, optimizer state and position, whether initialised or loaded.
     broadcast_tensors(communicator_, model_tensors(*model_));

@@ -15,3 +15,15 @@ make_listops_data() {
   config=$source_dir/configs/tests/listops_tiny.yaml
   sets=(--set "data.dir=$work/data" --set runtime.threads=1)
 }
+
+# Once $3 holds $2 (the run started as background process $1 got that far;
+# at most 60 s), sends it signal $4 and waits for it: its exit status in $status.
+signal_when_logged() {
+  for _ in $(seq 1 600); do
+    grep -q "$2" "$3" 2>/dev/null && break
+    sleep 0.1
+  done
+  kill "-$4" "$1"
+  status=0
+  wait "$1" || status=$?
+}

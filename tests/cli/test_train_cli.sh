@@ -22,14 +22,7 @@ grep -q "attention.kind" "$work/error" || fail "the error does not name the key:
 run=$work/run
 "$tool" train --config "$config" "${sets[@]}" --set train.steps=100000 --set train.log_every=1 \
   --set train.save_every=0 --set train.eval_every=0 --run-dir "$run" >"$work/train.out" 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do
-  grep -q "step 2/" "$run/train.log" 2>/dev/null && break
-  sleep 0.1
-done
-kill -INT "$pid"
-status=0
-wait "$pid" || status=$?
+signal_when_logged $! "step 2/" "$run/train.log" INT
 [[ $status -eq 0 ]] || fail "train exited with $status after SIGINT: $(tail -5 "$work/train.out")"
 grep -q "stop requested" "$run/train.log" || fail "no stop message in train.log"
 ls "$run/checkpoints" | grep -q "^step_" || fail "no checkpoint after SIGINT"

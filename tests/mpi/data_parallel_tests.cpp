@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 #include "topkformer/autograd/tape.h"
 #include "topkformer/data/data_root.h"
@@ -40,6 +42,17 @@ TEST(Collectives, AllReduceBroadcastGatherBarrier) {
   EXPECT_EQ(gathered.shape(), (Shape{2, 2}));
   EXPECT_EQ(gathered.to_vector<float>(), (std::vector<float>{0, 0, 1, 1}));
   world->barrier();
+}
+
+// A rank that joins late, but within the collective timeout, is waited for
+// (the wait backs off to pauses, and answers liveness probes, meanwhile).
+TEST(Collectives, ALateRankWithinTheTimeoutIsWaitedFor) {
+  const auto patient = dist::make_mpi_communicator(/*collective_timeout=*/5.0);
+  if (world->rank() == 1) std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  Tensor value = Tensor::ones({3});
+  patient->all_reduce(value, dist::ReduceOp::sum);
+  EXPECT_EQ(value.to_vector<float>(), std::vector<float>(3, 2.0f));
+  patient->barrier();
 }
 
 TEST(GradientReducer, AveragesInBucketsAndFillsMissingGradients) {
@@ -153,6 +166,57 @@ TEST_F(SharedFolderTest, OneRankResumesATwoRankRun) {
     }
     expect_close(weights(resumed.last_checkpoint), weights(straight.last_checkpoint));
   }
+}
+
+// The error run_training throws on this rank (every rank must throw one).
+std::string error_on_every_rank(const train::Config& config, const train::TrainOptions& options) {
+  try {
+    train::run_training(config, options);
+  } catch (const Error& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "rank " << world->rank() << " trained although the ranks differ";
+  return "";
+}
+
+// Another d_model on rank 1: before the agreement check, the first broadcast
+// overran rank 1's smaller buffers (a crash or a heap overflow). Now every
+// rank refuses, naming the first differing parameter and the config key.
+TEST_F(SharedFolderTest, RanksThatBuildDifferentModelsAreRefusedOnEveryRank) {
+  train::Config different = config(2);
+  if (world->rank() == 1) different.model.transformer.d_model = 16;
+  const std::string message = error_on_every_rank(different, options("different", world));
+  EXPECT_NE(message.find("rank 1's model differs from rank 0's: 'encoder.embedding.weight' is "
+                         "f32 [17, 16] on rank 1 and f32 [17, 32] on rank 0"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(message.find("rank 1's config differs from rank 0's: model.d_model is 16 on rank 1 "
+                         "and 32 on rank 0"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("'s data differs"), std::string::npos) << message;
+}
+
+// The same config but other data on rank 1 (data.dir may differ between
+// machines, what it holds may not): refused, naming the training split's size.
+TEST_F(SharedFolderTest, RanksThatReadDifferentDataAreRefusedOnEveryRank) {
+  const std::filesystem::path smaller = directory_ / "listops-smaller";
+  if (world->rank() == 1) {
+    data::ListOpsOptions listops;
+    listops.min_length = 4;
+    listops.max_length = 40;
+    listops.max_depth = 3;
+    data::write_listops_splits(smaller, 5, {48, 32, 32}, listops);
+  }
+  train::Config different = config(2);
+  if (world->rank() == 1) different.data.dir = smaller.string();
+  const std::string message = error_on_every_rank(different, options("data", world));
+  EXPECT_NE(message.find("rank 1's data differs from rank 0's: training examples (lm: blocks) is "
+                         "48 on rank 1 and 64 on rank 0"),
+            std::string::npos)
+      << message;
+  EXPECT_EQ(message.find("'s model differs"), std::string::npos) << message;
+  EXPECT_EQ(message.find("'s config differs"), std::string::npos) << message;
 }
 
 }  // namespace

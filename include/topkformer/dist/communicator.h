@@ -40,7 +40,13 @@ class Communicator {
 std::unique_ptr<Communicator> make_single_communicator();
 // Every process of the MPI job (MPI_COMM_WORLD); MPI is initialised on first
 // use and finalised at exit. Throws in a build without MPI.
-std::unique_ptr<Communicator> make_mpi_communicator();
+//
+// collective_timeout (seconds; 0: none): a rank whose collective has not
+// completed after that long asks the others whether they are alive, then
+// ends the job (MPI_Abort) with a message naming the ranks that did not
+// answer, so that a stopped or hung rank cannot hold the job forever
+// (runtime.collective_timeout, docs/distributed.md).
+std::unique_ptr<Communicator> make_mpi_communicator(double collective_timeout = 0.0);
 
 // Whether an MPI launcher (mpirun, srun with PMI/PMIx) started this process.
 bool launched_by_mpi();
@@ -49,7 +55,8 @@ bool launched_by_mpi();
 // nccl for cuda and mpi for cpu when an MPI launcher started the process with
 // more than one rank, else single.
 Backend choose_backend(const std::string& setting, const std::string& device);
-std::unique_ptr<Communicator> make_communicator(Backend backend);
+// collective_timeout as make_mpi_communicator takes it (single ignores it).
+std::unique_ptr<Communicator> make_communicator(Backend backend, double collective_timeout = 0.0);
 
 // Reports an error that ends this process: `error: message` on stderr, with
 // `rank R: ` in front in a job of several ranks, whose every process it then

@@ -117,6 +117,9 @@ struct RuntimeConfig {
   std::uint64_t seed = 0;            // initialisation, dropout and data order
   std::string precision = "fp32";    // fp32|tf32|bf16: GPU matrix products (not fp32: cuda only)
   std::string distributed = "auto";  // auto|single|mpi|nccl (nccl needs device cuda)
+  // Seconds a rank waits in a collective before it ends the job naming the
+  // ranks that do not respond; 0: forever.
+  double collective_timeout = 1800.0;
 };
 
 struct Config {

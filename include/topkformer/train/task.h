@@ -9,10 +9,12 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "topkformer/autograd/grad_mode.h"
 #include "topkformer/data/batcher.h"
+#include "topkformer/data/tokenizer.h"
 #include "topkformer/nn/module.h"
 #include "topkformer/train/config.h"
 
@@ -76,6 +78,10 @@ class Task {
   void set_data_state(data::BatcherState state) { training_sampler().set_state(state); }
   // Epochs done, with the current one as a fraction.
   double epochs();
+  // What every rank of a data-parallel job must agree on about the data, as
+  // (what, value) pairs: the tokenizer with its vocabulary, and the size of
+  // the training split (replicas.cpp compares the ranks'). Reads the split.
+  std::vector<std::pair<std::string, std::string>> data_identity();
 
   // Loss and task metrics over `split` (valid|test) in evaluation mode,
   // without recording gradients; at most max_batches batches when > 0. A
@@ -97,6 +103,7 @@ class Task {
 
   // The order of the training split's examples (the split is read on first call).
   virtual data::BatchSampler& training_sampler() = 0;
+  virtual const data::Tokenizer& tokenizer() const = 0;
 
  private:
   const std::atomic<bool>* stop_ = nullptr;
