@@ -93,27 +93,37 @@ MPI_Datatype mpi_type(DType dtype) {
   throw Error("mpi: unsupported dtype");
 }
 
-void check_buffer(const Tensor& tensor, const char* operation) {
+// A contiguous CPU tensor as MPI calls take a buffer.
+struct Buffer {
+  void* data;
+  int count;
+  MPI_Datatype type;
+};
+
+Buffer mpi_buffer(const Tensor& tensor, const char* operation) {
   TKF_CHECK(tensor.device().is_cpu(), operation, ": the mpi backend moves CPU tensors, got one on ",
             tensor.device().str());
   TKF_CHECK(tensor.is_contiguous(), operation, ": the tensor must be contiguous");
+  return {tensor.raw_data(), int(tensor.numel()), mpi_type(tensor.dtype())};
 }
 
 using Clock = std::chrono::steady_clock;
 
 // The liveness messages carry nothing: the tag and the source say it all.
 constexpr int probe_tag = 1, answer_tag = 2;
-// A waiting rank polls without pausing for this long: most collectives end
-// within it, and a pause would add to their latency.
-constexpr auto spin_time = std::chrono::milliseconds(1);
-// The pauses between polls then double up to this: the most a wait adds to a
-// collective whose last rank arrives late (docs/distributed.md measures it),
-// while a long wait no longer keeps a core busy.
+// A waiting rank polls without pausing for this long, as a blocking MPI call
+// would: the pending collective progresses only inside MPI calls, so pauses
+// would slow a large transfer (a gradient bucket over a slow network) down.
+constexpr auto spin_time = std::chrono::seconds(1);
+// A longer wait is one for a late rank (rank 0 saving a checkpoint): the
+// pauses between polls then double up to this, so it no longer keeps a core
+// busy, at the cost of up to this much latency once the rank arrives.
 constexpr auto longest_pause = std::chrono::microseconds(100);
-// How long a rank whose collective timed out waits for answers. Ranks waiting
-// in a collective answer within one pause; a rank that is stopped, hung or
-// busy outside any collective does not.
-constexpr double answer_grace_seconds = 2.0;
+// How long a rank whose collective timed out waits for answers. Ranks that
+// have waited in a collective for spin_time answer within one pause; a rank
+// that is stopped, hung or busy outside any collective does not.
+constexpr auto answer_grace = std::chrono::seconds(2);
+static_assert(answer_grace > spin_time + longest_pause);
 
 // Answers every probe that has arrived. The answers are empty, so they leave
 // without the prober's help and nothing needs to wait for them.
@@ -155,9 +165,7 @@ std::string ranks_are(const std::vector<int>& ranks) {
     MPI_Irecv(nullptr, 0, MPI_BYTE, peer, answer_tag, runtime.liveness(),
               &answers[std::size_t(peer)]);
   }
-  const Clock::time_point deadline =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                         std::chrono::duration<double>(std::min(answer_grace_seconds, timeout)));
+  const Clock::time_point deadline = Clock::now() + answer_grace;
   std::vector<int> silent;
   for (bool waiting = true; waiting;) {
     // The others time out too, and probe this rank. An error must not
@@ -199,43 +207,60 @@ class MpiCommunicator final : public Communicator {
 
   Backend backend() const override { return Backend::mpi; }
 
+  // Without a timeout, the blocking calls: Open MPI's blocking collectives
+  // (coll/tuned) choose faster algorithms than its nonblocking ones
+  // (coll/libnbc) for large in-place buffers (docs/distributed.md).
   void all_reduce(const Tensor& tensor, ReduceOp op) override {
-    check_buffer(tensor, "all_reduce");
-    MPI_Request request = MPI_REQUEST_NULL;
-    TKF_MPI(MPI_Iallreduce(MPI_IN_PLACE, tensor.raw_data(), int(tensor.numel()),
-                           mpi_type(tensor.dtype()), op == ReduceOp::max ? MPI_MAX : MPI_SUM,
-                           MPI_COMM_WORLD, &request));
-    wait(request, "all_reduce");
+    const auto [data, count, type] = mpi_buffer(tensor, "all_reduce");
+    const MPI_Op sum_or_max = op == ReduceOp::max ? MPI_MAX : MPI_SUM;
+    if (timeout_ == 0) {
+      TKF_MPI(MPI_Allreduce(MPI_IN_PLACE, data, count, type, sum_or_max, MPI_COMM_WORLD));
+    } else {
+      MPI_Request request = MPI_REQUEST_NULL;
+      TKF_MPI(
+          MPI_Iallreduce(MPI_IN_PLACE, data, count, type, sum_or_max, MPI_COMM_WORLD, &request));
+      wait(request, "all_reduce");
+    }
     if (op == ReduceOp::average) {
       kernels::backend(tensor.device()).affine(tensor, 1.0 / world_size_, 0.0, tensor);
     }
   }
 
   void broadcast(const Tensor& tensor, int root) override {
-    check_buffer(tensor, "broadcast");
-    MPI_Request request = MPI_REQUEST_NULL;
-    TKF_MPI(MPI_Ibcast(tensor.raw_data(), int(tensor.numel()), mpi_type(tensor.dtype()), root,
-                       MPI_COMM_WORLD, &request));
-    wait(request, "broadcast");
+    const auto [data, count, type] = mpi_buffer(tensor, "broadcast");
+    if (timeout_ == 0) {
+      TKF_MPI(MPI_Bcast(data, count, type, root, MPI_COMM_WORLD));
+    } else {
+      MPI_Request request = MPI_REQUEST_NULL;
+      TKF_MPI(MPI_Ibcast(data, count, type, root, MPI_COMM_WORLD, &request));
+      wait(request, "broadcast");
+    }
   }
 
   Tensor all_gather(const Tensor& tensor) override {
-    check_buffer(tensor, "all_gather");
+    const auto [data, count, type] = mpi_buffer(tensor, "all_gather");
     Shape shape = tensor.shape();
     shape.insert(shape.begin(), world_size_);
     Tensor gathered = Tensor::empty(shape, tensor.dtype());
-    MPI_Request request = MPI_REQUEST_NULL;
-    TKF_MPI(MPI_Iallgather(tensor.raw_data(), int(tensor.numel()), mpi_type(tensor.dtype()),
-                           gathered.raw_data(), int(tensor.numel()), mpi_type(tensor.dtype()),
-                           MPI_COMM_WORLD, &request));
-    wait(request, "all_gather");
+    if (timeout_ == 0) {
+      TKF_MPI(MPI_Allgather(data, count, type, gathered.raw_data(), count, type, MPI_COMM_WORLD));
+    } else {
+      MPI_Request request = MPI_REQUEST_NULL;
+      TKF_MPI(MPI_Iallgather(data, count, type, gathered.raw_data(), count, type, MPI_COMM_WORLD,
+                             &request));
+      wait(request, "all_gather");
+    }
     return gathered;
   }
 
   void barrier() override {
-    MPI_Request request = MPI_REQUEST_NULL;
-    TKF_MPI(MPI_Ibarrier(MPI_COMM_WORLD, &request));
-    wait(request, "barrier");
+    if (timeout_ == 0) {
+      TKF_MPI(MPI_Barrier(MPI_COMM_WORLD));
+    } else {
+      MPI_Request request = MPI_REQUEST_NULL;
+      TKF_MPI(MPI_Ibarrier(MPI_COMM_WORLD, &request));
+      wait(request, "barrier");
+    }
   }
 
  private:
@@ -263,11 +288,11 @@ void wait_for_collective(const std::function<bool()>& done, const char* operatio
   std::chrono::nanoseconds pause(1000);
   while (!done()) {
     const Clock::duration waited = Clock::now() - start;
-    if (waited < spin_time) continue;
-    answer_probes(MpiRuntime::instance().liveness());
     if (timeout > 0 && waited >= std::chrono::duration<double>(timeout)) {
       end_job_after_timeout(operation, timeout);
     }
+    if (waited < spin_time) continue;
+    answer_probes(MpiRuntime::instance().liveness());
     std::this_thread::sleep_for(pause);
     pause = std::min<std::chrono::nanoseconds>(pause * 2, longest_pause);
   }

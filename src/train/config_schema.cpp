@@ -214,7 +214,8 @@ std::vector<Key> build_keys() {
                  "several ranks, else single), single, mpi (CPU), nccl (device cuda)"),
           number("collective_timeout", TKF_MEMBER(runtime.collective_timeout), at_least(0),
                  "seconds a rank waits in a collective for the other ranks before it ends the "
-                 "job naming those that do not respond (stopped, hung); 0: forever"),
+                 "job naming those that do not respond (stopped, hung); 0: forever, with MPI's "
+                 "blocking calls"),
       });
   return table;
 }

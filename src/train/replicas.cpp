@@ -159,8 +159,8 @@ std::vector<Entry> gather_entry(dist::Communicator& communicator, const std::vec
 }
 
 // What differs between rank 0's and rank `rank`'s entries of `fingerprint`,
-// found with collectives that every rank runs alike (the `summary` rows, the
-// gathered counts and hashes, decide their sizes).
+// found with collectives of the same size on every rank: `counts` (every
+// rank's, as gathered) decides how many hashes each rank sends.
 std::string first_difference(dist::Communicator& communicator, const Fingerprint& fingerprint,
                              const std::vector<std::int64_t>& counts, int rank) {
   const std::int64_t common = *std::min_element(counts.begin(), counts.end());

@@ -45,7 +45,8 @@ std::unique_ptr<Communicator> make_single_communicator();
 // completed after that long asks the others whether they are alive, then
 // ends the job (MPI_Abort) with a message naming the ranks that did not
 // answer, so that a stopped or hung rank cannot hold the job forever
-// (runtime.collective_timeout, docs/distributed.md).
+// (runtime.collective_timeout, docs/distributed.md). Without one, the
+// collectives are MPI's blocking calls.
 std::unique_ptr<Communicator> make_mpi_communicator(double collective_timeout = 0.0);
 
 // Whether an MPI launcher (mpirun, srun with PMI/PMIx) started this process.

@@ -118,7 +118,7 @@ struct RuntimeConfig {
   std::string precision = "fp32";    // fp32|tf32|bf16: GPU matrix products (not fp32: cuda only)
   std::string distributed = "auto";  // auto|single|mpi|nccl (nccl needs device cuda)
   // Seconds a rank waits in a collective before it ends the job naming the
-  // ranks that do not respond; 0: forever.
+  // ranks that do not respond; 0: forever, with MPI's blocking calls.
   double collective_timeout = 1800.0;
 };
 
