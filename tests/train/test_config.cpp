@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "data/temporary_folder.h"
+#include "topkformer/core/device.h"
 #include "topkformer/core/error.h"
 #include "topkformer/data/data_root.h"
 
@@ -144,6 +145,17 @@ TEST(Config, BadChoices) {
             "x.yaml:2: eval.split: expected one of valid|test, got 'train'");
   EXPECT_EQ(parse_error("runtime:\n  device: gpu\n"),
             "x.yaml:2: runtime.device: device: expected cpu, cuda or cuda:N, got 'gpu'");
+}
+
+TEST(Config, DeviceIndexTooLargeForAnInt) {
+  // Was "stoi" (std::out_of_range), naming neither the key nor the value.
+  EXPECT_EQ(parse_error("runtime:\n  device: cuda:99999999999999999999\n"),
+            "x.yaml:2: runtime.device: device: the index of 'cuda:99999999999999999999' is out "
+            "of range (at most 2147483647)");
+  EXPECT_EQ(parse_error("", {"runtime.device=cuda:2147483648"}),
+            "--set runtime.device=cuda:2147483648: runtime.device: device: the index of "
+            "'cuda:2147483648' is out of range (at most 2147483647)");
+  EXPECT_EQ(Device::parse("cuda:2147483647"), Device::cuda(2147483647));
 }
 
 TEST(Config, OutOfRange) {
