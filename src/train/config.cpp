@@ -153,7 +153,7 @@ void read_document(Config& config, const std::string& yaml, const std::string& s
   try {
     documents = YAML::LoadAll(yaml);
   } catch (const YAML::Exception& error) {
-    fail(at(source, error.mark), "", "invalid YAML: " + error.msg);
+    fail(at(source, error.mark), "", "invalid YAML: " + schema::yaml_error_text(error));
   }
   if (documents.size() > 1) {
     fail(at(source, documents[1].Mark()), "",
@@ -201,7 +201,7 @@ void apply_override(Config& config, const std::string& text, Origins& origins) {
   try {
     value = YAML::Load(text.substr(equals + 1));
   } catch (const YAML::Exception& error) {
-    fail(where, key.path(), "invalid YAML value: " + error.msg);
+    fail(where, key.path(), "invalid YAML value: " + schema::yaml_error_text(error));
   }
   assign(config, key, value, where, origins);
 }

@@ -2,6 +2,8 @@
 // the helpers that write values as YAML.
 #include "config_schema.h"
 
+#include <yaml-cpp/depthguard.h>
+
 #include <charconv>
 
 #include "config_keys.h"
@@ -332,6 +334,16 @@ std::string describe(const YAML::Node& node) {
     default:
       return "nothing";
   }
+}
+
+std::string yaml_error_text(const YAML::Exception& error) {
+  // yaml-cpp stops recursing at a fixed depth (so deep input cannot overflow
+  // the stack) but reports it as "bad file", which reads as an I/O error.
+  if (const auto* deep = dynamic_cast<const YAML::DeepRecursion*>(&error)) {
+    return "lists and maps nested " + std::to_string(deep->depth()) +
+           " levels deep, deeper than the YAML parser accepts";
+  }
+  return error.msg;
 }
 
 const std::vector<Section>& sections() {

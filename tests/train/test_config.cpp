@@ -434,6 +434,27 @@ TEST_F(ConfigFile, LoadsAFileAndNamesItInErrors) {
             missing.string() + ": cannot read the config file");
 }
 
+TEST_F(ConfigFile, DeeplyNestedYamlIsNamedAsSuch) {
+  // yaml-cpp refuses nesting of 500 levels, but its message was "bad file".
+  const std::string says =
+      ": invalid YAML: lists and maps nested 500 levels deep, deeper than "
+      "the YAML parser accepts";
+  const auto flow = write("flow.yaml", "model: " + std::string(600, '['));
+  EXPECT_EQ(error_of([&] { load_config(flow); }), flow.string() + ":1" + says);
+  std::string indented;
+  for (int level = 0; level < 600; ++level) {
+    indented += std::string(2 * level, ' ') + "k" + std::to_string(level) + ":\n";
+  }
+  const auto block = write("block.yaml", indented);
+  EXPECT_EQ(error_of([&] { load_config(block); }).substr(0, block.string().size() + 1),
+            block.string() + ":");
+  EXPECT_NE(error_of([&] { load_config(block); }).find(says), std::string::npos);
+  EXPECT_EQ(parse_error("", {"model.layers=" + std::string(600, '[')}),
+            "--set model.layers=" + std::string(600, '[') +
+                ": model.layers: invalid YAML value: lists and maps nested 500 levels deep, "
+                "deeper than the YAML parser accepts");
+}
+
 // docs/config.md holds schema_markdown() between these markers; with
 // TOPKFORMER_UPDATE_DOCS=1 the test rewrites that part instead of failing.
 TEST(Config, DocsHoldTheSchemaVerbatim) {
