@@ -81,6 +81,15 @@ void write_file_synced(const std::filesystem::path& path, std::string_view bytes
 }
 
 std::string read_file(const std::filesystem::path& path) {
+  // A folder opens as a stream too, and the first read then threw
+  // "basic_filebuf::underflow", which names neither the file nor the problem.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && status.type() != std::filesystem::file_type::regular) {
+    throw Error(
+        "cannot read '" + path.string() + "': it is not a regular file" +
+        (status.type() == std::filesystem::file_type::directory ? " (it is a folder)" : ""));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw os_error("open", path);
   std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};

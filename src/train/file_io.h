@@ -47,7 +47,8 @@ class SyncedFile {
 
 // Writes `bytes` to `path` and fsyncs it.
 void write_file_synced(const std::filesystem::path& path, std::string_view bytes);
-// Reads a whole (small) file; errors name the path.
+// Reads a whole (small) regular file; errors name the path. A folder, device
+// or pipe is refused as "not a regular file".
 std::string read_file(const std::filesystem::path& path);
 // fsync on a folder: makes the creation, renaming and deletion of its entries durable.
 void sync_directory(const std::filesystem::path& path);
