@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -94,6 +95,20 @@ std::string read_file(const std::filesystem::path& path) {
   if (!in) throw os_error("open", path);
   std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (in.bad()) throw os_error("read", path);
+  return bytes;
+}
+
+std::optional<std::string> read_at_most(std::istream& in, std::uintmax_t max_bytes) {
+  std::string bytes;
+  char buffer[1 << 16];
+  while (in) {
+    // One byte past max_bytes tells "exactly max_bytes" from "more".
+    const std::uintmax_t left = max_bytes - bytes.size();
+    const std::uintmax_t wanted = left < sizeof buffer ? left + 1 : sizeof buffer;
+    in.read(buffer, static_cast<std::streamsize>(wanted));
+    bytes.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (bytes.size() > max_bytes) return std::nullopt;
+  }
   return bytes;
 }
 

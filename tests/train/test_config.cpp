@@ -434,6 +434,20 @@ TEST_F(ConfigFile, LoadsAFileAndNamesItInErrors) {
             missing.string() + ": cannot read the config file");
 }
 
+TEST_F(ConfigFile, SizeIsCappedAtOneMebibyte) {
+  // `--config /dev/zero` was read into memory without end.
+  const std::string mebibyte = "#" + std::string((1 << 20) - 2, 'x') + "\n";
+  EXPECT_NO_THROW(load_config(write("exact.yaml", mebibyte)));
+  const std::string too_large =
+      ": the config file holds more than 1048576 bytes (1 MiB), the most a config may have";
+  const auto over = write("over.yaml", mebibyte + "\n");
+  ASSERT_EQ(error_of([&] { load_config(over); }), over.string() + too_large);
+  EXPECT_EQ(error_of([&] { load_config("/dev/zero"); }), "/dev/zero" + too_large);
+  // A folder read as an empty file before: every default, silently.
+  EXPECT_EQ(error_of([&] { load_config(directory()); }),
+            directory().string() + ": cannot read the config file: it is a folder");
+}
+
 TEST_F(ConfigFile, DeeplyNestedYamlIsNamedAsSuch) {
   // yaml-cpp refuses nesting of 500 levels, but its message was "bad file".
   const std::string says =

@@ -1,11 +1,13 @@
-// Reading the small files of checkpoints: what is not a regular file is
-// refused naming it, and a state.yaml that is a folder or nested too deeply
-// is an error naming the file.
+// Reading the small files of checkpoints and configs: what is not a regular
+// file is refused naming it, a capped read stops at its cap, and a state.yaml
+// that is a folder or nested too deeply is an error naming the file.
 #include "train/file_io.h"
 
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "data/temporary_folder.h"
@@ -49,6 +51,20 @@ TEST_F(FileIo, StateYamlNestedTooDeeplySaysSo) {
   expect_error_containing([&] { read_training_state(checkpoint); },
                           {(checkpoint / "state.yaml").string() + ":1: not valid YAML: lists and "
                                                                   "maps nested 500 levels deep"});
+}
+
+TEST(ReadAtMost, StopsOneBytePastTheCap) {
+  std::istringstream ten("0123456789");
+  EXPECT_EQ(detail::read_at_most(ten, 10), "0123456789");
+  std::istringstream eleven("0123456789a");
+  EXPECT_EQ(detail::read_at_most(eleven, 10), std::nullopt);
+  EXPECT_EQ(eleven.tellg(), 11);  // nothing read past the byte that tells
+  std::istringstream empty("");
+  EXPECT_EQ(detail::read_at_most(empty, 0), "");
+  // A stream without end: 1 MiB + 1 bytes are read, then it stops.
+  std::ifstream zeros("/dev/zero", std::ios::binary);
+  ASSERT_TRUE(zeros);
+  EXPECT_EQ(detail::read_at_most(zeros, 1 << 20), std::nullopt);
 }
 
 }  // namespace
