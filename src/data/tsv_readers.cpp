@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "topkformer/core/error.h"
+#include "topkformer/data/listops_tokenizer.h"
 
 namespace topkformer::data {
 
@@ -18,6 +19,9 @@ struct TsvFormat {
   std::size_t columns = 0;
   std::size_t label_column = 0;
   std::int64_t max_label = 0;  // labels are 0..max_label
+  // What is wrong with the text of column 0 ("" when nothing), for formats
+  // whose text must be checked line by line; null for free text.
+  std::string (*check_text)(std::string_view text) = nullptr;
 };
 
 using Fields = std::vector<std::string_view>;
@@ -103,6 +107,8 @@ std::int64_t for_each_row(const std::filesystem::path& path, const TsvFormat& fo
           detail::concat("label '", shown(fields[format.label_column]), "' is not an integer");
     } else if (*label < 0 || *label > format.max_label) {
       problem = detail::concat("label ", *label, " is outside 0..", format.max_label);
+    } else if (format.check_text) {
+      problem = format.check_text(fields[0]);
     }
     if (problem.empty()) {
       add(fields, *label);
@@ -140,10 +146,17 @@ TextRecords read_text_records(const std::filesystem::path& path, const TsvFormat
   return result;
 }
 
+// An expression the ListOps tokenizer cannot encode is a bad line here, where
+// its file and line are known (the tokenizer runs later, on the records).
+std::string check_listops_source(std::string_view text) {
+  const std::optional<std::string> token = ListOpsTokenizer::first_unknown_token(text);
+  return token ? "unknown ListOps token '" + shown(*token) + "'" : std::string();
+}
+
 }  // namespace
 
 TextRecords read_listops_tsv(const std::filesystem::path& path, const ReadOptions& options) {
-  const TsvFormat format{"Source\tTarget", 2, 1, 9};
+  const TsvFormat format{"Source\tTarget", 2, 1, 9, check_listops_source};
   return read_text_records(path, format, 0, options);
 }
 

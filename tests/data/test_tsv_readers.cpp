@@ -90,6 +90,21 @@ TEST_F(TsvReaders, SkipBadLinesCountsThem) {
   EXPECT_EQ(pairs.records.size(), 1u);
 }
 
+TEST_F(TsvReaders, ListOpsExpressionsWithUnknownTokensAreBadLines) {
+  // They were read, and the tokenizer failed later without file or line,
+  // whatever skip_bad_lines said.
+  const auto path = write("listops.tsv",
+                          "Source\tTarget\n( [MAX 2 ) 9 ] )\t9\n( [MAX 2 ) nine ] )\t9\n"
+                          "[MIN 3 <pad> ]\t3\n[SM 3 ]\t3\n");
+  testing::expect_error_containing([&] { read_listops_tsv(path); },
+                                   {path.string() + ":3: ", "unknown ListOps token 'nine'"});
+  const TextRecords read = read_listops_tsv(path, {.skip_bad_lines = true});
+  EXPECT_EQ(read.skipped_lines, 2);
+  ASSERT_EQ(read.records.size(), 2u);
+  EXPECT_EQ(read.records[0].text, "( [MAX 2 ) 9 ] )");
+  EXPECT_EQ(read.records[1].text, "[SM 3 ]");
+}
+
 TEST_F(TsvReaders, FilesWithoutRecordsAreErrors) {
   const auto empty = write("empty.tsv", "");
   testing::expect_error_containing([&] { read_imdb_tsv(empty); }, {empty.string(), "no records"});
