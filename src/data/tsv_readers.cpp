@@ -64,12 +64,26 @@ std::optional<std::int64_t> parse_label(std::string_view field) {
   return value;
 }
 
-// A field or line for an error message: tabs made visible, long text cut.
+// A field or line for an error message: long text cut, and tabs and other
+// control bytes escaped (\t, \r, \x00), so that a CR cannot overwrite the
+// message on a terminal, nor a NUL cut it short, nor ESC start a sequence.
+// Bytes from 0x80 up are kept: they are UTF-8 text in the data sets.
 std::string shown(std::string_view text) {
   constexpr std::size_t limit = 60;
   std::string result;
-  for (const char character : text.substr(0, limit))
-    result += character == '\t' ? std::string_view("\\t") : std::string_view(&character, 1);
+  for (const char character : text.substr(0, limit)) {
+    const auto byte = static_cast<unsigned char>(character);
+    if (character == '\t') {
+      result += "\\t";
+    } else if (character == '\r') {
+      result += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static constexpr char digits[] = "0123456789abcdef";
+      result += {'\\', 'x', digits[byte >> 4], digits[byte & 15]};
+    } else {
+      result += character;
+    }
+  }
   return text.size() > limit ? result + "..." : result;
 }
 

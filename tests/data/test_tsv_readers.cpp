@@ -8,6 +8,7 @@
 
 #include "data/temporary_folder.h"
 #include "test_util.h"
+#include "topkformer/core/error.h"
 #include "topkformer/data/data_root.h"
 #include "topkformer/data/tsv_readers.h"
 
@@ -103,6 +104,26 @@ TEST_F(TsvReaders, ListOpsExpressionsWithUnknownTokensAreBadLines) {
   ASSERT_EQ(read.records.size(), 2u);
   EXPECT_EQ(read.records[0].text, "( [MAX 2 ) 9 ] )");
   EXPECT_EQ(read.records[1].text, "[SM 3 ]");
+}
+
+TEST_F(TsvReaders, ControlBytesInErrorsAreEscaped) {
+  // A raw CR sent the cursor back over the message, a NUL cut it short.
+  const auto path =
+      write("control.tsv", std::string("label\ttext\n\x1b[2J\r\0\x7f\xc3\xa9\tt\n", 23));
+  const std::string message = [&] {
+    try {
+      read_imdb_tsv(path);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  }();
+  EXPECT_NE(message.find("label '\\x1b[2J\\r\\x00\\x7f\xc3\xa9' is not an integer"),
+            std::string::npos)
+      << message;
+  for (const char c : message) {
+    EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << message;
+  }
 }
 
 TEST_F(TsvReaders, FilesWithoutRecordsAreErrors) {
