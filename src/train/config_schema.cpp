@@ -200,7 +200,8 @@ std::vector<Key> build_keys() {
       {
           device_key("device", TKF_MEMBER(runtime.device),
                      "where tensors live; cuda needs a build with the CUDA backend and a GPU"),
-          integer("threads", TKF_MEMBER(runtime.threads), at_least(0), "CPU threads; 0: all cores"),
+          integer("threads", TKF_MEMBER(runtime.threads), at_least(0),
+                  "CPU threads; 0: all cores; more than 4 per core are cut to that"),
           integer("seed", TKF_MEMBER(runtime.seed), at_least(0),
                   "seed of the initialisation, dropout and data order"),
           choice("precision", TKF_MEMBER(runtime.precision), {"fp32", "tf32", "bf16"}, verbatim,
