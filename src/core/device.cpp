@@ -1,5 +1,7 @@
 #include "topkformer/core/device.h"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <limits>
 
@@ -55,6 +57,18 @@ void check_device(Device device) {
   cuda::check_device(device.index);
 #else
   throw Error("device " + device.str() + " is not available: " + cuda_unavailable_reason());
+#endif
+}
+
+std::int64_t device_memory_bytes(Device device) {
+  if (device.is_cpu()) {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_bytes = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page_bytes > 0 ? std::int64_t{pages} * page_bytes : -1;
+  }
+#if TOPKFORMER_WITH_CUDA
+  return cuda::total_memory(device.index);
+#else
+  return -1;
 #endif
 }
 
