@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "topkformer/core/tensor.h"
@@ -25,14 +26,20 @@ void expect_error_containing(Statement statement, std::initializer_list<std::str
   }
 }
 
-// Max |a - b| over all elements (any dtypes, any layouts, same shape).
+// Max |a - b| over all elements (any dtypes, any layouts, same shape). A NaN
+// facing a number counts as an infinite difference (std::max alone would
+// skip it, and NaN outputs would pass); equal values, NaN facing NaN and
+// equal infinities differ by 0.
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape());
   const auto x = a.to(DType::f64).to_vector<double>();
   const auto y = b.to(DType::f64).to_vector<double>();
   double worst = 0.0;
-  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i)
-    worst = std::max(worst, std::abs(x[i] - y[i]));
+  for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
+    const bool same = x[i] == y[i] || (std::isnan(x[i]) && std::isnan(y[i]));
+    const double difference = same ? 0.0 : std::abs(x[i] - y[i]);
+    worst = std::max(worst, std::isnan(difference) ? INFINITY : difference);
+  }
   return worst;
 }
 

@@ -40,6 +40,7 @@ struct Workload {
 
 Workload make_workload(const train::Config& config, std::int64_t vocab_size) {
   const models::ModelConfig model_config = train::resolved_model_config(config, vocab_size);
+  train::check_model_fits(config, model_config, train::TaskUse::training);
   const std::int64_t parts = config.train.accumulation;
   const std::int64_t micro = config.train.batch_size / parts;
   const std::int64_t length = config.data.max_length;

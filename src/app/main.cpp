@@ -11,7 +11,8 @@ int main(int argc, char** argv) {
       "Performer attention)"};
   app.set_version_flag("--version", "topkformer " + topkformer::version());
   int threads = 0;
-  app.add_option("--threads", threads, "CPU threads for kernels and OpenBLAS (0 = all cores)")
+  app.add_option("--threads", threads,
+                 "CPU threads for kernels and OpenBLAS (0 = all cores; at most 4 per core)")
       ->check(CLI::NonNegativeNumber);
   app.require_subcommand(1);
   app.parse_complete_callback([&] { topkformer::set_num_threads(threads); });

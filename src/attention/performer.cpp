@@ -11,20 +11,25 @@ namespace {
 // Positive random features of the softmax kernel (FAVOR+):
 // phi(x) = m^-1/2 exp(w . x' - |x'|^2 / 2 - stabiliser), x' = x d^-1/4, so that
 // E[phi(q) . phi(k)] = exp(q . k / sqrt(d)). The stabiliser keeps exp() in
-// range: the row maximum for queries, the maximum over the valid keys of a
-// head for keys. Each is one constant factor per query row or per head, which
-// cancels exactly between numerator and denominator. (The reference
-// implementation adds 1e-6 after exp(); that breaks the cancellation, and the
-// keys' maximum then leaks padded and future keys into every output.) Padded
-// keys get logit -inf, hence phi = 0, and take no part in the maximum.
+// range: the maximum of w . x' - |x'|^2 / 2 over the row for queries, over the
+// valid keys of a head for keys. Each is one constant factor per query row or
+// per head, which cancels exactly between numerator and denominator. It is
+// taken after subtracting |x'|^2 / 2: a maximum of w . x' alone leaves a
+// query's largest feature at exp(-|x'|^2 / 2), and in f32 every feature of a
+// row with |x'|^2 / 2 beyond 87 underflowed (NaN outputs, 0 / 0). (The
+// reference implementation adds 1e-6 after exp(); that breaks the
+// cancellation, and the keys' maximum then leaks padded and future keys into
+// every output.) Padded keys get logit -inf, hence phi = 0, and take no part
+// in the maximum.
 Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_query,
                          const Tensor& key_padding) {
   const auto d = static_cast<double>(x.size(-1));
   const auto m = static_cast<double>(projection.size(0));
   const Tensor scaled = ops::scale(x, std::pow(d, -0.25));
-  Tensor logits = ops::matmul(scaled, projection, false, true);  // [B, H, L, m]
-  if (key_padding.defined()) logits = ops::add(logits, key_padding);
   const Tensor half_norm = ops::scale(ops::sum_last(ops::mul(scaled, scaled), true), 0.5);
+  // [B, H, L, m]: w . x' - |x'|^2 / 2
+  Tensor logits = ops::sub(ops::matmul(scaled, projection, false, true), half_norm);
+  if (key_padding.defined()) logits = ops::add(logits, key_padding);
   Tensor stabiliser;
   if (is_query) {
     stabiliser = ops::max_last(logits, true);
@@ -33,8 +38,7 @@ Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_quer
     stabiliser = ops::reshape(ops::max_last(ops::reshape(logits, {s[0], s[1], s[2] * s[3]}), true),
                               {s[0], s[1], 1, 1});
   }
-  const Tensor exponent = ops::sub(ops::sub(logits, half_norm), stabiliser);
-  return ops::scale(ops::exp(exponent), 1.0 / std::sqrt(m));
+  return ops::scale(ops::exp(ops::sub(logits, stabiliser)), 1.0 / std::sqrt(m));
 }
 
 // [B, 1, Lk, 1] holding 0 for valid keys and -inf for padding (an item with

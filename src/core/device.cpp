@@ -1,5 +1,10 @@
 #include "topkformer/core/device.h"
 
+#include <unistd.h>
+
+#include <charconv>
+#include <limits>
+
 #include "build_config.h"
 #include "topkformer/core/error.h"
 #if TOPKFORMER_WITH_CUDA
@@ -13,7 +18,14 @@ Device Device::parse(const std::string& text) {
   if (text == "cuda") return cuda(0);
   if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
       text.find_first_not_of("0123456789", 5) == std::string::npos) {
-    return cuda(std::stoi(text.substr(5)));
+    // from_chars, not stoi: an index too large for an int must be an Error
+    // naming it (stoi's std::out_of_range says only "stoi").
+    int index = 0;
+    const char* digits = text.data() + 5;
+    const auto [end, error] = std::from_chars(digits, text.data() + text.size(), index);
+    if (error == std::errc() && end == text.data() + text.size()) return cuda(index);
+    throw Error("device: the index of '" + text + "' is out of range (at most " +
+                std::to_string(std::numeric_limits<int>::max()) + ")");
   }
   throw Error("device: expected cpu, cuda or cuda:N, got '" + text + "'");
 }
@@ -45,6 +57,18 @@ void check_device(Device device) {
   cuda::check_device(device.index);
 #else
   throw Error("device " + device.str() + " is not available: " + cuda_unavailable_reason());
+#endif
+}
+
+std::int64_t device_memory_bytes(Device device) {
+  if (device.is_cpu()) {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), page_bytes = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page_bytes > 0 ? std::int64_t{pages} * page_bytes : -1;
+  }
+#if TOPKFORMER_WITH_CUDA
+  return cuda::total_memory(device.index);
+#else
+  return -1;
 #endif
 }
 

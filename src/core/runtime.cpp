@@ -3,8 +3,11 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include <spdlog/spdlog.h>
+
 #include <atomic>
 #include <sstream>
+#include <thread>
 
 #include "build_config.h"
 #include "topkformer/core/error.h"
@@ -14,8 +17,21 @@
 
 namespace topkformer {
 
+int max_num_threads() {
+  // More threads than cores only add switching, and idle OpenBLAS threads
+  // spin: 100,000 of them kept every core busy doing nothing. A few per core
+  // still allows experiments with oversubscription.
+  constexpr int threads_per_core = 4;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return threads_per_core * (cores > 0 ? static_cast<int>(cores) : omp_get_num_procs());
+}
+
 void set_num_threads(int threads) {
-  const int count = threads > 0 ? threads : omp_get_num_procs();
+  int count = threads > 0 ? threads : omp_get_num_procs();
+  if (const int most = max_num_threads(); count > most) {
+    spdlog::warn("{} threads requested, more than {} (4 per core): using {}", count, most, most);
+    count = most;
+  }
   omp_set_num_threads(count);
   openblas_set_num_threads(count);
 }

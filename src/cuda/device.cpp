@@ -92,6 +92,13 @@ void check_device(int index) {
                                          " (CUDA_VISIBLE_DEVICES chooses which GPUs it sees)"));
 }
 
+std::int64_t total_memory(int index) {
+  check_device(index);
+  cudaDeviceProp properties{};
+  TKF_CUDA_CHECK(cudaGetDeviceProperties(&properties, index));
+  return static_cast<std::int64_t>(properties.totalGlobalMem);
+}
+
 cudaStream_t stream(int index) {
   check_device(index);
   std::atomic<cudaStream_t>& slot = streams().slots[index];

@@ -13,6 +13,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
 #include <string>
 
 namespace topkformer::cuda {
@@ -24,6 +25,9 @@ int device_count();
 std::string unavailable_reason();
 // Throws Error "device cuda:N is not available: ..." unless 0 <= index < device_count().
 void check_device(int index);
+
+// The device's global memory in bytes (after check_device).
+std::int64_t total_memory(int index);
 
 // The device's stream (created on first use, never destroyed).
 cudaStream_t stream(int index);

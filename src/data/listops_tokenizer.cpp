@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "topkformer/core/error.h"
 
@@ -14,28 +15,48 @@ bool is_parenthesis(char c) {
   return c == '(' || c == ')';
 }
 
-std::int32_t id_of(std::string_view token) {
+// A token's id, or nothing when it is not a word of the vocabulary.
+std::optional<std::int32_t> find_id(std::string_view token) {
   const auto first_word = ListOpsTokenizer::vocabulary.begin() + ListOpsTokenizer::cls + 1;
   const auto found = std::find(first_word, ListOpsTokenizer::vocabulary.end(), token);
-  TKF_CHECK(found != ListOpsTokenizer::vocabulary.end(), "listops tokenizer: unknown token '",
-            token, "'");
+  if (found == ListOpsTokenizer::vocabulary.end()) return std::nullopt;
   return static_cast<std::int32_t>(found - ListOpsTokenizer::vocabulary.begin());
+}
+
+// Calls visit(token) for each token of `text` in order until it returns false.
+template <typename Visit>
+void for_each_token(std::string_view text, Visit visit) {
+  std::string token;
+  for (std::size_t position = 0; position <= text.size(); ++position) {
+    if (position == text.size() || std::isspace(static_cast<unsigned char>(text[position]))) {
+      if (!token.empty() && !visit(token)) return;
+      token.clear();
+    } else if (!is_parenthesis(text[position])) {
+      token.push_back(text[position]);
+    }
+  }
 }
 
 }  // namespace
 
 TokenIds ListOpsTokenizer::encode(std::string_view text) const {
   TokenIds ids;
-  std::string token;
-  for (std::size_t position = 0; position <= text.size(); ++position) {
-    if (position == text.size() || std::isspace(static_cast<unsigned char>(text[position]))) {
-      if (!token.empty()) ids.push_back(id_of(token));
-      token.clear();
-    } else if (!is_parenthesis(text[position])) {
-      token.push_back(text[position]);
-    }
-  }
+  for_each_token(text, [&](const std::string& token) {
+    const std::optional<std::int32_t> id = find_id(token);
+    TKF_CHECK(id.has_value(), "listops tokenizer: unknown token '", token, "'");
+    ids.push_back(*id);
+    return true;
+  });
   return ids;
+}
+
+std::optional<std::string> ListOpsTokenizer::first_unknown_token(std::string_view text) {
+  std::optional<std::string> unknown;
+  for_each_token(text, [&](const std::string& token) {
+    if (!find_id(token)) unknown = token;
+    return !unknown;
+  });
+  return unknown;
 }
 
 std::string ListOpsTokenizer::decode(const TokenIds& ids) const {

@@ -57,11 +57,15 @@ CacheIdentity cache_identity(const std::filesystem::path& source, const Tokenize
       {"tokenizer", tokenizer.fingerprint()},
       {"eos_id", eos_id},
   };
-  const std::string name = source.filename().string() + "." +
-                           std::to_string(std::hash<std::string>{}(header.dump())) + ".ids";
+  // A path need not be UTF-8: its invalid bytes become U+FFFD rather than an exception.
+  const auto text = [&header] {
+    return header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  const std::string name =
+      source.filename().string() + "." + std::to_string(std::hash<std::string>{}(text())) + ".ids";
   header["source_bytes"] = bytes;
   header["source_modified"] = modified.time_since_epoch().count();
-  return {name, header.dump()};
+  return {name, text()};
 }
 
 // Deletes a temporary file unless it was renamed into place.
@@ -158,11 +162,11 @@ TokenCache::TokenCache(const std::filesystem::path& source, const Tokenizer& tok
   TKF_CHECK(!error, "lm corpus: cannot create the cache folder '", cache_dir.string(),
             "': ", error.message());
   path_ = cache_dir / identity.name;
-  if (map_if_current(identity.header)) return;
+  if (map_if_current(identity.header, tokenizer.vocab_size())) return;
   write_cache(source, tokenizer, eos_id, identity.header, path_);
   built_ = true;
-  TKF_CHECK(map_if_current(identity.header), "lm corpus: the cache '", path_.string(),
-            "' just written does not read back");
+  TKF_CHECK(map_if_current(identity.header, tokenizer.vocab_size()), "lm corpus: the cache '",
+            path_.string(), "' just written does not read back");
 }
 
 TokenCache::TokenCache(TokenCache&& other) noexcept
@@ -195,7 +199,7 @@ void TokenCache::unmap() noexcept {
   ids_ = {};
 }
 
-bool TokenCache::map_if_current(const std::string& header) {
+bool TokenCache::map_if_current(const std::string& header, std::int64_t vocab_size) {
   const int file = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (file < 0) return false;
   struct stat status {};
@@ -227,6 +231,19 @@ bool TokenCache::map_if_current(const std::string& header) {
   }
   ids_ = {reinterpret_cast<const std::uint32_t*>(bytes + ids_offset(header_bytes)),
           static_cast<std::size_t>(count)};
+  // A current header over damaged ids would fail much later, in the
+  // embedding's gather_rows, naming neither this file nor the position.
+  const auto bad = std::find_if(ids_.begin(), ids_.end(), [vocab_size](std::uint32_t id) {
+    return std::int64_t{id} >= vocab_size;
+  });
+  if (bad != ids_.end()) {
+    const std::uint32_t id = *bad;
+    const auto position = bad - ids_.begin();
+    unmap();
+    throw Error(detail::concat("lm corpus: the token cache '", path_.string(), "' is corrupt: id ",
+                               id, " at position ", position, " is outside the vocabulary [0, ",
+                               vocab_size, "); delete the file to have it rebuilt"));
+  }
   return true;
 }
 

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "topkformer/core/error.h"
+#include "topkformer/data/listops_tokenizer.h"
 
 namespace topkformer::data {
 
@@ -18,6 +19,9 @@ struct TsvFormat {
   std::size_t columns = 0;
   std::size_t label_column = 0;
   std::int64_t max_label = 0;  // labels are 0..max_label
+  // What is wrong with the text of column 0 ("" when nothing), for formats
+  // whose text must be checked line by line; null for free text.
+  std::string (*check_text)(std::string_view text) = nullptr;
 };
 
 using Fields = std::vector<std::string_view>;
@@ -60,12 +64,26 @@ std::optional<std::int64_t> parse_label(std::string_view field) {
   return value;
 }
 
-// A field or line for an error message: tabs made visible, long text cut.
+// A field or line for an error message: long text cut, and tabs and other
+// control bytes escaped (\t, \r, \x00), so that a CR cannot overwrite the
+// message on a terminal, nor a NUL cut it short, nor ESC start a sequence.
+// Bytes from 0x80 up are kept: they are UTF-8 text in the data sets.
 std::string shown(std::string_view text) {
   constexpr std::size_t limit = 60;
   std::string result;
-  for (const char character : text.substr(0, limit))
-    result += character == '\t' ? std::string_view("\\t") : std::string_view(&character, 1);
+  for (const char character : text.substr(0, limit)) {
+    const auto byte = static_cast<unsigned char>(character);
+    if (character == '\t') {
+      result += "\\t";
+    } else if (character == '\r') {
+      result += "\\r";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static constexpr char digits[] = "0123456789abcdef";
+      result += {'\\', 'x', digits[byte >> 4], digits[byte & 15]};
+    } else {
+      result += character;
+    }
+  }
   return text.size() > limit ? result + "..." : result;
 }
 
@@ -103,6 +121,8 @@ std::int64_t for_each_row(const std::filesystem::path& path, const TsvFormat& fo
           detail::concat("label '", shown(fields[format.label_column]), "' is not an integer");
     } else if (*label < 0 || *label > format.max_label) {
       problem = detail::concat("label ", *label, " is outside 0..", format.max_label);
+    } else if (format.check_text) {
+      problem = format.check_text(fields[0]);
     }
     if (problem.empty()) {
       add(fields, *label);
@@ -140,10 +160,17 @@ TextRecords read_text_records(const std::filesystem::path& path, const TsvFormat
   return result;
 }
 
+// An expression the ListOps tokenizer cannot encode is a bad line here, where
+// its file and line are known (the tokenizer runs later, on the records).
+std::string check_listops_source(std::string_view text) {
+  const std::optional<std::string> token = ListOpsTokenizer::first_unknown_token(text);
+  return token ? "unknown ListOps token '" + shown(*token) + "'" : std::string();
+}
+
 }  // namespace
 
 TextRecords read_listops_tsv(const std::filesystem::path& path, const ReadOptions& options) {
-  const TsvFormat format{"Source\tTarget", 2, 1, 9};
+  const TsvFormat format{"Source\tTarget", 2, 1, 9, check_listops_source};
   return read_text_records(path, format, 0, options);
 }
 

@@ -7,7 +7,45 @@ namespace {
 std::int64_t head_width(const ModelConfig& config) {
   return config.head_hidden > 0 ? config.head_hidden : config.transformer.d_model;
 }
+
+// A Linear's weight and bias.
+double linear_values(double in, double out, bool bias = true) {
+  return in * out + (bias ? out : 0.0);
+}
 }  // namespace
+
+ModelValues count_values(const ModelConfig& config, ModelKind kind) {
+  const nn::TransformerConfig& stack = config.transformer;
+  const double d = double(stack.d_model), norm = 2.0 * d;
+  ModelValues values;
+  // Each attention: four d x d projections with biases, and Performer's features.
+  const double attentions = stack.cross_attention ? 2.0 : 1.0;
+  const double block = attentions * (4.0 * linear_values(d, d) + norm) +
+                       linear_values(d, double(stack.d_ff)) + linear_values(double(stack.d_ff), d) +
+                       norm;
+  values.parameters = double(stack.layers) * block + (stack.pre_layer_norm ? norm : 0.0);
+  if (stack.attention.kind == attention::AttentionKind::performer && stack.heads >= 1) {
+    values.buffers += double(stack.layers) * attentions * double(stack.attention.num_features) *
+                      (d / double(stack.heads));
+  }
+  values.parameters += double(config.vocab_size) * d;  // the token embedding
+  const double positions = double(config.max_length) * d;
+  (config.positions == nn::PositionKind::learned ? values.parameters : values.buffers) += positions;
+  const double hidden = double(head_width(config));
+  switch (kind) {
+    case ModelKind::classifier:
+    case ModelKind::dual_encoder:
+      values.parameters +=
+          linear_values((kind == ModelKind::dual_encoder ? 4.0 : 1.0) * d, hidden) +
+          linear_values(hidden, double(config.num_classes));
+      break;
+    case ModelKind::language_model:
+      if (!config.tie_embeddings)
+        values.parameters += linear_values(d, double(config.vocab_size), false);
+      break;
+  }
+  return values;
+}
 
 Classifier::Classifier(const ModelConfig& config) : pooling_(config.pooling) {
   Generator init(config.seed);

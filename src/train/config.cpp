@@ -7,13 +7,17 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "config_schema.h"
+#include "file_io.h"
 #include "topkformer/core/error.h"
 
 namespace topkformer::train {
 namespace {
+
+// Configs are a few KiB. The cap is for a wrong path: `--config /dev/zero`
+// (or a large data file) would otherwise be read into memory without end.
+constexpr std::uintmax_t max_config_bytes = std::uintmax_t{1} << 20;
 
 using schema::describe;
 using schema::join;
@@ -153,7 +157,7 @@ void read_document(Config& config, const std::string& yaml, const std::string& s
   try {
     documents = YAML::LoadAll(yaml);
   } catch (const YAML::Exception& error) {
-    fail(at(source, error.mark), "", "invalid YAML: " + error.msg);
+    fail(at(source, error.mark), "", "invalid YAML: " + schema::yaml_error_text(error));
   }
   if (documents.size() > 1) {
     fail(at(source, documents[1].Mark()), "",
@@ -201,7 +205,7 @@ void apply_override(Config& config, const std::string& text, Origins& origins) {
   try {
     value = YAML::Load(text.substr(equals + 1));
   } catch (const YAML::Exception& error) {
-    fail(where, key.path(), "invalid YAML value: " + error.msg);
+    fail(where, key.path(), "invalid YAML value: " + schema::yaml_error_text(error));
   }
   assign(config, key, value, where, origins);
 }
@@ -228,11 +232,20 @@ Config parse_config(const std::string& yaml, const std::string& source,
 }
 
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  std::error_code error;
+  if (std::filesystem::is_directory(file, error)) {
+    throw Error(file.string() + ": cannot read the config file: it is a folder");
+  }
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(file.string() + ": cannot read the config file");
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_config(text.str(), file.string(), overrides);
+  // Pipes and devices are read too (`--config <(...)`), but only up to the cap.
+  const std::optional<std::string> text = detail::read_at_most(in, max_config_bytes);
+  if (!text) {
+    throw Error(file.string() + ": the config file holds more than " +
+                std::to_string(max_config_bytes) + " bytes (1 MiB), the most a config may have");
+  }
+  if (in.bad()) throw Error(file.string() + ": cannot read the config file (read error)");
+  return parse_config(*text, file.string(), overrides);
 }
 
 void validate(const Config& config) {

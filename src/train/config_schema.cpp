@@ -2,6 +2,8 @@
 // the helpers that write values as YAML.
 #include "config_schema.h"
 
+#include <yaml-cpp/depthguard.h>
+
 #include <algorithm>
 #include <charconv>
 
@@ -202,7 +204,8 @@ std::vector<Key> build_keys() {
       {
           device_key("device", TKF_MEMBER(runtime.device),
                      "where tensors live; cuda needs a build with the CUDA backend and a GPU"),
-          integer("threads", TKF_MEMBER(runtime.threads), at_least(0), "CPU threads; 0: all cores"),
+          integer("threads", TKF_MEMBER(runtime.threads), at_least(0),
+                  "CPU threads; 0: all cores; more than 4 per core are cut to that"),
           integer("seed", TKF_MEMBER(runtime.seed), at_least(0),
                   "seed of the initialisation, dropout and data order"),
           choice("precision", TKF_MEMBER(runtime.precision), {"fp32", "tf32", "bf16"}, verbatim,
@@ -340,6 +343,16 @@ std::string describe(const YAML::Node& node) {
     default:
       return "nothing";
   }
+}
+
+std::string yaml_error_text(const YAML::Exception& error) {
+  // yaml-cpp stops recursing at a fixed depth (so deep input cannot overflow
+  // the stack) but reports it as "bad file", which reads as an I/O error.
+  if (const auto* deep = dynamic_cast<const YAML::DeepRecursion*>(&error)) {
+    return "lists and maps nested " + std::to_string(deep->depth()) +
+           " levels deep, deeper than the YAML parser accepts";
+  }
+  return error.msg;
 }
 
 const std::vector<Section>& sections() {

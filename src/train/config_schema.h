@@ -51,6 +51,9 @@ bool may_change_at_evaluation(const Key& key);
 
 // A value as messages show it after "got": 'text', a list, a map or nothing.
 std::string describe(const YAML::Node& node);
+// What a yaml-cpp exception says; for its depth limit (whose message is a
+// bare "bad file") what the limit is.
+std::string yaml_error_text(const YAML::Exception& error);
 std::string join(const std::vector<std::string>& items, const std::string& separator);
 
 // YAML for a string: plain when no reader could take it for anything else

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -83,10 +84,33 @@ void write_file_synced(const std::filesystem::path& path, std::string_view bytes
 }
 
 std::string read_file(const std::filesystem::path& path) {
+  // A folder opens as a stream too, and the first read then threw
+  // "basic_filebuf::underflow", which names neither the file nor the problem.
+  std::error_code error;
+  const std::filesystem::file_status status = std::filesystem::status(path, error);
+  if (!error && status.type() != std::filesystem::file_type::regular) {
+    throw Error(
+        "cannot read '" + path.string() + "': it is not a regular file" +
+        (status.type() == std::filesystem::file_type::directory ? " (it is a folder)" : ""));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) throw os_error("open", path);
   std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
   if (in.bad()) throw os_error("read", path);
+  return bytes;
+}
+
+std::optional<std::string> read_at_most(std::istream& in, std::uintmax_t max_bytes) {
+  std::string bytes;
+  char buffer[1 << 16];
+  while (in) {
+    // One byte past max_bytes tells "exactly max_bytes" from "more".
+    const std::uintmax_t left = max_bytes - bytes.size();
+    const std::uintmax_t wanted = left < sizeof buffer ? left + 1 : sizeof buffer;
+    in.read(buffer, static_cast<std::streamsize>(wanted));
+    bytes.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (bytes.size() > max_bytes) return std::nullopt;
+  }
   return bytes;
 }
 

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <istream>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -49,8 +51,13 @@ class SyncedFile {
 
 // Writes `bytes` to `path` and fsyncs it.
 void write_file_synced(const std::filesystem::path& path, std::string_view bytes);
-// Reads a whole (small) file; errors name the path.
+// Reads a whole (small) regular file; errors name the path. A folder, device
+// or pipe is refused as "not a regular file".
 std::string read_file(const std::filesystem::path& path);
+// Reads `in` to its end unless it holds more than max_bytes (then nothing):
+// at most max_bytes + 1 bytes are read, so a stream without end such as
+// /dev/zero cannot fill memory. A read error sets in's badbit.
+std::optional<std::string> read_at_most(std::istream& in, std::uintmax_t max_bytes);
 // fsync on a folder: makes the creation, renaming and deletion of its entries durable.
 void sync_directory(const std::filesystem::path& path);
 

@@ -31,6 +31,12 @@ using Json = nlohmann::ordered_json;
 // implementation refuses headers above 100 MB too.
 constexpr std::uint64_t max_header_bytes = 100'000'000;
 
+// The JSON parser recurses once per level of nesting, so a crafted header of
+// 100,000 '[' overflows the stack (a crash, not an error) within the size
+// limit above. Our headers nest 3 levels (the object, a tensor's entry, its
+// shape), as do other writers'; deeper headers are refused before parsing.
+constexpr int max_header_depth = 64;
+
 constexpr std::string_view metadata_key = "__metadata__";
 constexpr std::string_view version_key = "topkformer_version";
 constexpr std::string_view algorithm_key = "checksum_algorithm";
@@ -157,7 +163,34 @@ std::uint64_t read_size_field(std::ifstream& in) {
   return value;
 }
 
+// Refuses JSON text whose arrays and objects nest deeper than
+// max_header_depth, counting the brackets outside strings.
+void check_header_depth(const std::string& where, std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    const char c = text[at];
+    if (in_string) {
+      if (c == '\\') {
+        ++at;  // the escaped character, a quote included, stays in the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      TKF_CHECK(++depth <= max_header_depth, where, ": the header's arrays and objects are ",
+                "nested deeper than ", max_header_depth, " levels (at byte ", at,
+                " of the header; a safetensors header needs 3): the file is corrupt or not ",
+                "a safetensors file");
+    } else if (c == ']' || c == '}') {
+      --depth;  // unbalanced brackets are the parser's to report
+    }
+  }
+}
+
 Json parse_header(const std::string& where, const std::string& text) {
+  check_header_depth(where, text);
   Json header;
   try {
     header = Json::parse(text);

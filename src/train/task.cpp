@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include "language_model_task.h"
 #include "supervised_task.h"
@@ -84,8 +85,37 @@ Device prepare_device(const Config& config) {
 }
 
 namespace {
-std::unique_ptr<Task> make_task_on_cpu(const Config& config) {
+
+models::ModelKind model_kind(TaskKind task) {
+  switch (task) {
+    case TaskKind::listops:
+    case TaskKind::text:
+      return models::ModelKind::classifier;
+    case TaskKind::retrieval:
+      return models::ModelKind::dual_encoder;
+    case TaskKind::lm:
+      return models::ModelKind::language_model;
+  }
+  throw Error("model_kind: unknown task kind");
+}
+
+// "7.81e+13 bytes (71.0 TiB)": the estimate may pass what an int64 holds.
+std::string bytes_text(double bytes) {
+  static const char* const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double value = bytes / 1024.0;
+  int unit = 0;
+  while (value >= 1024.0 && unit < 5) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[64];
+  std::snprintf(text, sizeof text, "%.3g bytes (%.1f %s)", bytes, value, units[unit]);
+  return text;
+}
+
+std::unique_ptr<Task> make_task_on_cpu(const Config& config, TaskUse use) {
   std::unique_ptr<data::Tokenizer> tokenizer = make_tokenizer(config.data);
+  check_model_fits(config, resolved_model_config(config, tokenizer->vocab_size()), use);
   switch (config.data.task) {
     case TaskKind::listops:
     case TaskKind::text:
@@ -99,11 +129,42 @@ std::unique_ptr<Task> make_task_on_cpu(const Config& config) {
 }
 }  // namespace
 
-std::unique_ptr<Task> make_task(const Config& config) {
+void check_model_fits(const Config& config, const models::ModelConfig& model, TaskUse use) {
+  const models::ModelValues values = models::count_values(model, model_kind(config.data.task));
+  const double value_bytes = double(dtype_size(model.dtype));
+  const double weights = (values.parameters + values.buffers) * value_bytes;
+  const bool adamw = config.optimizer.kind == OptimizerKind::adamw;
+  const double per_parameter = use == TaskUse::training ? (adamw ? 3.0 : 2.0) : 0.0;
+  const double needed = weights + per_parameter * values.parameters * value_bytes;
+  const std::string what = use == TaskUse::training
+                               ? std::string("weights, gradients and ") +
+                                     (adamw ? "AdamW's 2 moments" : "SGD's momentum") + " to train"
+                               : std::string("weights to evaluate");
+  const auto refuse_above = [&](double bytes, Device device, const std::string& held) {
+    const std::int64_t memory = device_memory_bytes(device);
+    if (memory < 0 || bytes <= double(memory)) return;
+    char parameters[32];
+    std::snprintf(parameters, sizeof parameters, "%.3g", values.parameters);
+    throw Error(config.source + ": model: " + parameters + " parameters (model.layers " +
+                std::to_string(model.transformer.layers) + ", d_model " +
+                std::to_string(model.transformer.d_model) + ", d_ff " +
+                std::to_string(model.transformer.d_ff) + ", vocabulary " +
+                std::to_string(model.vocab_size) + ", max_length " +
+                std::to_string(model.max_length) + ") need at least " + bytes_text(bytes) +
+                " for their " + held + ", more than the " + bytes_text(double(memory)) +
+                " of memory of " + (device.is_cpu() ? "this machine" : device.str()));
+  };
+  const Device device = Device::parse(config.runtime.device);
+  // The model is built on the CPU and then moved: the host holds the weights first.
+  if (device.is_cuda()) refuse_above(weights, Device::cpu(), "weights");
+  refuse_above(needed, device, what);
+}
+
+std::unique_ptr<Task> make_task(const Config& config, TaskUse use) {
   const Device device = prepare_device(config);
   // The model is initialised on the CPU (the same weights for every device
   // and seed), then moved.
-  std::unique_ptr<Task> task = make_task_on_cpu(config);
+  std::unique_ptr<Task> task = make_task_on_cpu(config, use);
   task->model().to(device);
   return task;
 }

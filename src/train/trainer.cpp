@@ -482,7 +482,7 @@ TrainSummary run_training(const Config& config, const TrainOptions& options) {
 EvalResult evaluate_checkpoint(const Config& config, const std::filesystem::path& checkpoint,
                                const std::string& split) {
   set_num_threads(int(config.runtime.threads));
-  const std::unique_ptr<Task> task = make_task(config);
+  const std::unique_ptr<Task> task = make_task(config, TaskUse::evaluation);
   const std::filesystem::path model_file = checkpoint / "model.safetensors";
   const SafetensorsFile file = read_safetensors(model_file);
   // Every parameter must come from the checkpoint; buffers only where it has

@@ -13,6 +13,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "config_schema.h"
 #include "topkformer/core/error.h"
 
 namespace topkformer::train::detail {
@@ -144,7 +145,7 @@ TrainingState parse_training_state(const std::string& text, const std::string& w
   } catch (const YAML::Exception& error) {
     const int line = error.mark.line;
     throw Error(where + (line >= 0 ? ":" + std::to_string(line + 1) : "") +
-                ": not valid YAML: " + error.msg);
+                ": not valid YAML: " + schema::yaml_error_text(error));
   }
   const Field state_field(where, "", root);
   state_field.only_keys({"step", "data", "rng", "best_metric", "best_step",

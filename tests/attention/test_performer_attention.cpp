@@ -14,8 +14,6 @@ namespace {
 using attention::AttentionContext;
 using namespace testing;
 
-// As in src/attention/performer.cpp: added to every feature.
-
 double row_dot(const std::vector<double>& rows, std::int64_t width, std::int64_t a,
                std::int64_t b) {
   double dot = 0.0;
@@ -39,8 +37,9 @@ AttentionContext padded_context(bool causal, std::vector<std::int64_t> lengths) 
 
 // phi(x) for x [B, H, L, d], written out with loops in f64: x' = x d^-1/4,
 // logits = x' W^T, phi = m^-1/2 exp(logits - |x'|^2 / 2 - stabiliser), the
-// stabiliser being the row maximum for queries and the maximum over all keys
-// and features of a head for keys. (The library takes the keys' maximum over
+// stabiliser being the maximum of logits - |x'|^2 / 2 over a row for queries
+// and over all keys and features of a head for keys, so that the largest
+// feature is 1 whatever the norms. (The library takes the keys' maximum over
 // valid keys only; any constant per head cancels in the attention formula.)
 // Returns [B * H * L * m] values.
 std::vector<double> loop_features(const Tensor& x, const Tensor& projection, bool is_query) {
@@ -60,6 +59,9 @@ std::vector<double> loop_features(const Tensor& x, const Tensor& projection, boo
       }
     }
   }
+  for (std::int64_t row = 0; row < groups * length; ++row) {
+    for (std::int64_t f = 0; f < m; ++f) logits[row * m + f] -= half_norm[row];
+  }
   std::vector<double> features(logits.size());
   for (std::int64_t g = 0; g < groups; ++g) {
     double head_max = -INFINITY;
@@ -71,8 +73,7 @@ std::vector<double> loop_features(const Tensor& x, const Tensor& projection, boo
       for (std::int64_t f = 0; f < m; ++f) row_max = std::max(row_max, logits[row * m + f]);
       const double stabiliser = is_query ? row_max : head_max;
       for (std::int64_t f = 0; f < m; ++f) {
-        features[row * m + f] =
-            std::exp(logits[row * m + f] - half_norm[row] - stabiliser) / std::sqrt(double(m));
+        features[row * m + f] = std::exp(logits[row * m + f] - stabiliser) / std::sqrt(double(m));
       }
     }
   }
@@ -120,14 +121,13 @@ Tensor ops_features(const Tensor& x, const Tensor& projection, bool is_query) {
   const Shape& s = x.shape();
   const std::int64_t m = projection.size(0);
   const Tensor shrunk = ops::scale(x, std::pow(double(s[3]), -0.25));
-  const Tensor logits = ops::matmul(shrunk, projection, false, true);
   const Tensor half_norm = ops::scale(ops::sum_last(ops::mul(shrunk, shrunk), true), 0.5);
+  const Tensor logits = ops::sub(ops::matmul(shrunk, projection, false, true), half_norm);
   const Tensor stabiliser =
       is_query ? ops::max_last(logits, true)
                : ops::reshape(ops::max_last(ops::reshape(logits, {s[0], s[1], s[2] * m}), true),
                               {s[0], s[1], 1, 1});
-  const Tensor exponent = ops::sub(ops::sub(logits, half_norm), stabiliser);
-  return ops::scale(ops::exp(exponent), 1.0 / std::sqrt(m));
+  return ops::scale(ops::exp(ops::sub(logits, stabiliser)), 1.0 / std::sqrt(m));
 }
 
 // The quadratic formula through ops, the mask applied by multiplying the
@@ -327,6 +327,54 @@ TEST(PerformerAttention, CausalOutputsDoNotDependOnFutureKeys) {
       },
       6);
   EXPECT_LE(change, 1e-9);
+}
+
+// x with every row [b, h, i, :] rescaled to |x'|^2 / 2 = half_norm (x' = x d^-1/4).
+Tensor with_half_norm(const Tensor& x, double half_norm) {
+  std::vector<double> values = x.detach().to(DType::f64).to_vector<double>();
+  const std::int64_t d = x.size(-1);
+  for (std::size_t row = 0; row < values.size() / std::size_t(d); ++row) {
+    double square = 0.0;
+    for (std::int64_t c = 0; c < d; ++c) square += values[row * d + c] * values[row * d + c];
+    // |x'|^2 / 2 = |x|^2 / (2 sqrt(d))
+    const double factor = std::sqrt(half_norm * 2.0 * std::sqrt(double(d)) / square);
+    for (std::int64_t c = 0; c < d; ++c) values[row * d + c] *= factor;
+  }
+  return Tensor::from_vector<double>(x.shape(), values);
+}
+
+// Performer in f32 against the f64 loops for large-norm inputs. The features
+// carry a factor exp(-|x'|^2 / 2); once that was applied after the stabiliser,
+// a row with |x'|^2 / 2 beyond 87 (exp(-87) is about f32's smallest normal)
+// lost every feature: NaN (0/0) when bidirectional, outputs of 0 or of the
+// wrong keys when causal. Queries of any norm work now: a row's largest
+// feature is 1. Keys share one stabiliser per head, so keys of equal norm
+// work at any norm, but a key whose features are all below e^-87 times the
+// head's largest still underflows (its weight is that small, but it may be
+// the only key a causal query sees); the keys here stay within that spread.
+TEST(PerformerAttention, LargeNormInputsInF32MatchAnF64Reference) {
+  Generator generator(81);
+  const Tensor projection = attention::draw_performer_projection(16, 4, generator, DType::f64);
+  const AttentionInputs in = random_attention_inputs(2, 2, 6, 6, 4, DType::f64, 82);
+  const auto f32 = [](const Tensor& x) { return x.detach().to(DType::f32); };
+  for (bool causal : {false, true}) {
+    for (double half_norm : {1.0, 50.0, 120.0, 1000.0}) {
+      for (bool large_keys : {false, true}) {
+        if (large_keys && half_norm > 120.0) continue;
+        SCOPED_TRACE(std::string(causal ? "causal" : "bidirectional") + ", |x'|^2 / 2 = " +
+                     std::to_string(half_norm) + (large_keys ? " for keys" : " for queries"));
+        const AttentionContext context = padded_context(causal, {6, 4});
+        const Tensor q = large_keys ? in.q.detach() : with_half_norm(in.q, half_norm);
+        const Tensor k = large_keys ? with_half_norm(in.k, half_norm) : in.k.detach();
+        const Tensor expected = loop_linear_attention(q, k, in.v, context, projection);
+        const Tensor got = forward_only([&] {
+          return attention::performer_attention(f32(q), f32(k), f32(in.v), context,
+                                                f32(projection));
+        });
+        EXPECT_LE(relative_error(got, expected), 1e-4);
+      }
+    }
+  }
 }
 
 TEST(PerformerAttention, GradientCheckBidirectionalWithPadding) {

@@ -31,6 +31,11 @@ using testing::expect_error_containing;
 class LmCorpus : public testing::TemporaryFolderTest {
  protected:
   std::filesystem::path cache_dir() const { return directory_ / "cache"; }
+  // Builds the cache of `source` and returns its file, the mapping released.
+  std::filesystem::path built_cache(const std::filesystem::path& source,
+                                    const WordVocabulary& vocabulary) const {
+    return TokenCache(source, vocabulary, vocabulary.eos_id(), cache_dir()).path();
+  }
 };
 
 std::vector<std::uint32_t> to_vector(std::span<const std::uint32_t> ids) {
@@ -148,11 +153,7 @@ TEST_F(LmCorpus, CacheDependsOnTheTokenizerAndEosId) {
 TEST_F(LmCorpus, DamagedCacheIsRebuilt) {
   const auto source = write("train.txt", small_text);
   const auto vocabulary = WordVocabulary::build(source);
-  std::filesystem::path path;
-  {
-    const TokenCache cache(source, vocabulary, vocabulary.eos_id(), cache_dir());
-    path = cache.path();
-  }
+  const std::filesystem::path path = built_cache(source, vocabulary);
   std::filesystem::resize_file(path, std::filesystem::file_size(path) - 4);
   const TokenCache truncated(source, vocabulary, vocabulary.eos_id(), cache_dir());
   EXPECT_TRUE(truncated.built());
@@ -160,6 +161,26 @@ TEST_F(LmCorpus, DamagedCacheIsRebuilt) {
 
   std::ofstream(path, std::ios::binary | std::ios::trunc) << "garbage";
   EXPECT_TRUE(TokenCache(source, vocabulary, vocabulary.eos_id(), cache_dir()).built());
+}
+
+TEST_F(LmCorpus, CacheWithAnIdOutsideTheVocabularyIsAnErrorNamingIt) {
+  // Its header and size are intact, so it used to be mapped, and training
+  // failed later with "gather_rows: index out of range", naming no file.
+  const auto source = write("train.txt", small_text);
+  const auto vocabulary = WordVocabulary::build(source);
+  const std::filesystem::path path = built_cache(source, vocabulary);
+  {
+    // The last of the 13 ids (position 12) becomes the vocabulary size.
+    std::fstream file(path, std::ios::binary | std::ios::in | std::ios::out);
+    file.seekp(-4, std::ios::end);
+    const auto id = static_cast<std::uint32_t>(vocabulary.vocab_size());
+    file.write(reinterpret_cast<const char*>(&id), sizeof id);
+  }
+  expect_error_containing(
+      [&] { TokenCache(source, vocabulary, vocabulary.eos_id(), cache_dir()); },
+      {"lm corpus: the token cache '" + path.string() + "' is corrupt: id " +
+           std::to_string(vocabulary.vocab_size()) + " at position 12 is outside the vocabulary",
+       "delete the file"});
 }
 
 TEST_F(LmCorpus, BadSourcesAreErrorsNamingTheFile) {

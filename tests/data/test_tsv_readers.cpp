@@ -8,6 +8,7 @@
 
 #include "data/temporary_folder.h"
 #include "test_util.h"
+#include "topkformer/core/error.h"
 #include "topkformer/data/data_root.h"
 #include "topkformer/data/tsv_readers.h"
 
@@ -88,6 +89,41 @@ TEST_F(TsvReaders, SkipBadLinesCountsThem) {
   const TextPairRecords pairs = read_aan_tsv(aan, {.skip_bad_lines = true});
   EXPECT_EQ(pairs.skipped_lines, 2);
   EXPECT_EQ(pairs.records.size(), 1u);
+}
+
+TEST_F(TsvReaders, ListOpsExpressionsWithUnknownTokensAreBadLines) {
+  // They were read, and the tokenizer failed later without file or line,
+  // whatever skip_bad_lines said.
+  const auto path = write("listops.tsv",
+                          "Source\tTarget\n( [MAX 2 ) 9 ] )\t9\n( [MAX 2 ) nine ] )\t9\n"
+                          "[MIN 3 <pad> ]\t3\n[SM 3 ]\t3\n");
+  testing::expect_error_containing([&] { read_listops_tsv(path); },
+                                   {path.string() + ":3: ", "unknown ListOps token 'nine'"});
+  const TextRecords read = read_listops_tsv(path, {.skip_bad_lines = true});
+  EXPECT_EQ(read.skipped_lines, 2);
+  ASSERT_EQ(read.records.size(), 2u);
+  EXPECT_EQ(read.records[0].text, "( [MAX 2 ) 9 ] )");
+  EXPECT_EQ(read.records[1].text, "[SM 3 ]");
+}
+
+TEST_F(TsvReaders, ControlBytesInErrorsAreEscaped) {
+  // A raw CR sent the cursor back over the message, a NUL cut it short.
+  const auto path =
+      write("control.tsv", std::string("label\ttext\n\x1b[2J\r\0\x7f\xc3\xa9\tt\n", 23));
+  const std::string message = [&] {
+    try {
+      read_imdb_tsv(path);
+    } catch (const Error& error) {
+      return std::string(error.what());
+    }
+    return std::string("no error");
+  }();
+  EXPECT_NE(message.find("label '\\x1b[2J\\r\\x00\\x7f\xc3\xa9' is not an integer"),
+            std::string::npos)
+      << message;
+  for (const char c : message) {
+    EXPECT_FALSE(static_cast<unsigned char>(c) < 0x20 || c == 0x7f) << message;
+  }
 }
 
 TEST_F(TsvReaders, FilesWithoutRecordsAreErrors) {

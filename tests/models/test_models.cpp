@@ -66,6 +66,39 @@ TEST(Models, ParameterNamesAreDottedModulePaths) {
   EXPECT_EQ(untied.named_parameters().back().first, "output.weight");
 }
 
+// The values of a module's parameters and of its floating-point buffers.
+models::ModelValues values_of(const nn::Module& module) {
+  models::ModelValues values;
+  for (const auto& [name, tensor] : module.named_parameters()) values.parameters += tensor.numel();
+  for (const auto& [name, tensor] : module.named_buffers()) {
+    if (is_floating(tensor.dtype())) values.buffers += tensor.numel();
+  }
+  return values;
+}
+
+TEST(Models, CountValuesEqualsWhatTheConstructorsBuild) {
+  // The count is what refuses a model too large for the machine before it
+  // is built (train/task.cpp), so it must not drift from the constructors.
+  for (const bool variant : {false, true}) {
+    ModelConfig config = tiny_config(variant ? AttentionKind::performer : AttentionKind::vanilla);
+    config.positions = variant ? nn::PositionKind::sinusoidal : nn::PositionKind::learned;
+    config.transformer.pre_layer_norm = !variant;
+    config.transformer.cross_attention = variant;
+    config.head_hidden = variant ? 5 : 0;
+    config.tie_embeddings = !variant;
+    SCOPED_TRACE(variant ? "performer, sinusoids, post-LN, cross-attention, untied"
+                         : "vanilla, learned positions, pre-LN, tied");
+    const auto expect_count = [&](const nn::Module& model, models::ModelKind kind) {
+      const models::ModelValues built = values_of(model), counted = count_values(config, kind);
+      EXPECT_EQ(counted.parameters, built.parameters);
+      EXPECT_EQ(counted.buffers, built.buffers);
+    };
+    expect_count(models::Classifier(config), models::ModelKind::classifier);
+    expect_count(models::DualEncoder(config), models::ModelKind::dual_encoder);
+    expect_count(models::LanguageModel(config), models::ModelKind::language_model);
+  }
+}
+
 TEST(Models, SameSeedGivesSameParameters) {
   models::Classifier a(tiny_config(AttentionKind::topk)), b(tiny_config(AttentionKind::topk));
   const auto pa = a.named_parameters(), pb = b.named_parameters();

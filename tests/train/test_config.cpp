@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "data/temporary_folder.h"
+#include "topkformer/core/device.h"
 #include "topkformer/core/error.h"
 #include "topkformer/data/data_root.h"
 
@@ -144,6 +145,17 @@ TEST(Config, BadChoices) {
             "x.yaml:2: eval.split: expected one of valid|test, got 'train'");
   EXPECT_EQ(parse_error("runtime:\n  device: gpu\n"),
             "x.yaml:2: runtime.device: device: expected cpu, cuda or cuda:N, got 'gpu'");
+}
+
+TEST(Config, DeviceIndexTooLargeForAnInt) {
+  // Was "stoi" (std::out_of_range), naming neither the key nor the value.
+  EXPECT_EQ(parse_error("runtime:\n  device: cuda:99999999999999999999\n"),
+            "x.yaml:2: runtime.device: device: the index of 'cuda:99999999999999999999' is out "
+            "of range (at most 2147483647)");
+  EXPECT_EQ(parse_error("", {"runtime.device=cuda:2147483648"}),
+            "--set runtime.device=cuda:2147483648: runtime.device: device: the index of "
+            "'cuda:2147483648' is out of range (at most 2147483647)");
+  EXPECT_EQ(Device::parse("cuda:2147483647"), Device::cuda(2147483647));
 }
 
 TEST(Config, OutOfRange) {
@@ -420,6 +432,41 @@ TEST_F(ConfigFile, LoadsAFileAndNamesItInErrors) {
   const auto missing = directory() / "missing.yaml";
   EXPECT_EQ(error_of([&] { load_config(missing); }),
             missing.string() + ": cannot read the config file");
+}
+
+TEST_F(ConfigFile, SizeIsCappedAtOneMebibyte) {
+  // `--config /dev/zero` was read into memory without end.
+  const std::string mebibyte = "#" + std::string((1 << 20) - 2, 'x') + "\n";
+  EXPECT_NO_THROW(load_config(write("exact.yaml", mebibyte)));
+  const std::string too_large =
+      ": the config file holds more than 1048576 bytes (1 MiB), the most a config may have";
+  const auto over = write("over.yaml", mebibyte + "\n");
+  ASSERT_EQ(error_of([&] { load_config(over); }), over.string() + too_large);
+  EXPECT_EQ(error_of([&] { load_config("/dev/zero"); }), "/dev/zero" + too_large);
+  // A folder read as an empty file before: every default, silently.
+  EXPECT_EQ(error_of([&] { load_config(directory()); }),
+            directory().string() + ": cannot read the config file: it is a folder");
+}
+
+TEST_F(ConfigFile, DeeplyNestedYamlIsNamedAsSuch) {
+  // yaml-cpp refuses nesting of 500 levels, but its message was "bad file".
+  const std::string says =
+      ": invalid YAML: lists and maps nested 500 levels deep, deeper than "
+      "the YAML parser accepts";
+  const auto flow = write("flow.yaml", "model: " + std::string(600, '['));
+  EXPECT_EQ(error_of([&] { load_config(flow); }), flow.string() + ":1" + says);
+  std::string indented;
+  for (int level = 0; level < 600; ++level) {
+    indented += std::string(2 * level, ' ') + "k" + std::to_string(level) + ":\n";
+  }
+  const auto block = write("block.yaml", indented);
+  EXPECT_EQ(error_of([&] { load_config(block); }).substr(0, block.string().size() + 1),
+            block.string() + ":");
+  EXPECT_NE(error_of([&] { load_config(block); }).find(says), std::string::npos);
+  EXPECT_EQ(parse_error("", {"model.layers=" + std::string(600, '[')}),
+            "--set model.layers=" + std::string(600, '[') +
+                ": model.layers: invalid YAML value: lists and maps nested 500 levels deep, "
+                "deeper than the YAML parser accepts");
 }
 
 // docs/config.md holds schema_markdown() between these markers; with

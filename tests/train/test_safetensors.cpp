@@ -298,6 +298,27 @@ TEST_F(Safetensors, MalformedFilesAreErrorsNamingFileAndTensor) {
                           {path("missing").string(), "cannot read"});
 }
 
+TEST_F(Safetensors, DeeplyNestedHeaderIsRefusedBeforeParsing) {
+  // A shape of 100,000 nested lists overflowed the stack (SIGSEGV in `eval`
+  // and `--resume auto`) instead of giving an error: the message about the
+  // bad extent printed it with the JSON library's recursive dump().
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string f32 = R"({"a":{"dtype":"F32","shape":[)";
+  for (const std::string& header :
+       {f32 + deep + R"(],"data_offsets":[0,4]}})", R"({"a":)" + std::string(100000, '['),
+        R"({"__metadata__":)" + deep + "}"}) {
+    const auto file = write_raw(header, "xxxx");
+    expect_error_containing([&] { read_safetensors(file); },
+                            {file.string() + ": ", "nested deeper than 64 levels"});
+  }
+  // Brackets inside strings are text, not nesting, escaped quotes included.
+  const std::string name = "\\\"" + std::string(200, '[') + "\"\\";
+  write_safetensors(path("brackets"), {{name, Tensor::from_vector<float>({1}, {2.0f})}});
+  const SafetensorsFile read = read_safetensors(path("brackets"));
+  ASSERT_EQ(read.tensors.size(), 1u);
+  EXPECT_EQ(read.tensors[0].first, name);
+}
+
 TEST_F(Safetensors, WriterRejectsBadNamesAndReservedMetadata) {
   const Tensor one = Tensor::ones({1});
   expect_error_containing(

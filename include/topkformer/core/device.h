@@ -2,6 +2,7 @@
 // the CUDA backend slots in behind the same interfaces.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace topkformer {
@@ -32,6 +33,10 @@ std::string cuda_unavailable_reason();
 // Throws Error naming the device unless this build and process can use it
 // (the CPU always; cuda:N when N < cuda_device_count()).
 void check_device(Device device);
+// The memory of a device in bytes: the machine's physical RAM for the CPU,
+// the GPU's global memory for cuda:N (checked like check_device); -1 where
+// it is unknown (sysconf fails; cuda in a build without the CUDA backend).
+std::int64_t device_memory_bytes(Device device);
 // Blocks until all work queued on the device has finished (nothing to wait
 // for on the CPU). Copies to the host synchronize by themselves; this is for
 // timing and for handing memory to code outside the framework.

@@ -7,8 +7,11 @@
 namespace topkformer {
 
 // Sets the threads used by OpenMP kernels and by OpenBLAS (0 = all cores).
+// More than max_num_threads() are cut to it, with a warning.
 void set_num_threads(int threads);
 int num_threads();
+// 4 per core (std::thread::hardware_concurrency).
+int max_num_threads();
 
 // How matrix products of f32 tensors are computed on a GPU
 // (`runtime.precision`): fp32 (full fp32, TF32 off: the default, as the

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,9 @@ class ListOpsTokenizer final : public Tokenizer {
   // Throws topkformer::Error naming the first token outside the vocabulary
   // (the special tokens "<pad>" and "<cls>" are not accepted as text).
   TokenIds encode(std::string_view text) const override;
+  // The first token of `text` that encode() would refuse, or nothing: lets a
+  // reader report a bad expression at its file and line (or skip it).
+  static std::optional<std::string> first_unknown_token(std::string_view text);
   // Tokens joined by single spaces, without pad and cls; an id outside the
   // vocabulary throws.
   std::string decode(const TokenIds& ids) const override;

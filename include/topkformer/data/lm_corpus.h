@@ -23,7 +23,8 @@ class TokenCache {
   // time), tokenizer fingerprint and `eos_id`; otherwise encodes `source`
   // line by line, writes the cache (to a temporary file renamed into place,
   // so a crash never leaves a partial cache) and maps that. Throws naming the
-  // file when `source` cannot be read and when it holds no tokens.
+  // file when `source` cannot be read and when it holds no tokens, and naming
+  // the cache file when a current cache holds an id outside the vocabulary.
   TokenCache(const std::filesystem::path& source, const Tokenizer& tokenizer, std::int32_t eos_id,
              const std::filesystem::path& cache_dir);
   TokenCache(TokenCache&& other) noexcept;
@@ -42,8 +43,9 @@ class TokenCache {
   bool built() const { return built_; }
 
  private:
-  // Maps path_ when it is a complete cache whose header is `header`.
-  bool map_if_current(const std::string& header);
+  // Maps path_ when it is a complete cache whose header is `header`; throws
+  // naming the file when such a cache holds an id outside [0, vocab_size).
+  bool map_if_current(const std::string& header, std::int64_t vocab_size);
   void unmap() noexcept;
 
   std::filesystem::path path_;

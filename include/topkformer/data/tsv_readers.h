@@ -3,7 +3,8 @@
 //
 // Fields are split on tabs only: no quoting, as LRA reads them. Lines may end
 // in LF or CRLF; empty lines are not records and are passed over. A bad line
-// (wrong number of columns, a label that is not an integer in range) is an
+// (wrong number of columns, a label that is not an integer in range, a
+// ListOps expression with a token the ListOps tokenizer does not know) is an
 // Error naming `path:line`, or, with skip_bad_lines, is counted and skipped.
 // A missing or unreadable file, a wrong header and a file without records are
 // always Errors.

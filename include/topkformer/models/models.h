@@ -34,6 +34,20 @@ struct ModelConfig {
   DType dtype = DType::f32;  // f64 for gradient checks
 };
 
+enum class ModelKind { classifier, dual_encoder, language_model };
+
+// The values the model of a config holds, counted from the config alone (in
+// double: a config may ask for more than an int64 counts), so that a model
+// that cannot fit is refused before anything is allocated. `parameters` are
+// the trained values (each also has a gradient and optimizer state);
+// `buffers` the floating-point buffers (a sinusoid table, Performer's
+// features). A test keeps both equal to what the constructors build.
+struct ModelValues {
+  double parameters = 0.0;
+  double buffers = 0.0;
+};
+ModelValues count_values(const ModelConfig& config, ModelKind kind);
+
 // Token embeddings + positions + a Transformer stack: the part every task shares.
 class SequenceEncoder : public nn::Module {
  public:

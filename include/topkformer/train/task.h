@@ -123,9 +123,24 @@ class EvaluationScope {
   nn::Module& model_;
 };
 
+// What a task is built for: training keeps gradients and optimizer state
+// besides the weights, evaluation only the weights.
+enum class TaskUse { training, evaluation };
+
 // The model and data a config describes. The model's weights are initialised
 // from runtime.seed on the CPU, then moved to runtime.device (prepare_device).
-std::unique_ptr<Task> make_task(const Config& config);
+// A model that cannot fit in memory for `use` is refused before it is built
+// (check_model_fits).
+std::unique_ptr<Task> make_task(const Config& config, TaskUse use = TaskUse::training);
+
+// Refuses (an Error naming the config file, the estimate and the memory) a
+// model whose values cannot fit in the memory of runtime.device: its weights
+// and buffers, and for training also a gradient and the optimizer's state per
+// parameter (AdamW: 2 values, SGD: 1). Activations and the data come on top,
+// so this is a lower bound: it stops sizes such as model.layers = 1e8 at once
+// instead of at the kernel's OOM killer. The memory is the machine's physical
+// RAM (for cuda, the host holds the weights first, then the GPU everything).
+void check_model_fits(const Config& config, const models::ModelConfig& model, TaskUse use);
 
 // Applies the runtime section's device settings: checks that runtime.device
 // exists (an error names the config file) and sets the GPU matrix-product
