@@ -56,7 +56,7 @@ MEASURED = ["time_median_s", "time_min_s", "time_max_s", "peak_bytes", "peak_res
 ATTENTION_COLUMNS = ["variant", "length", "batch", "d_model", "heads", "k", "chunk_size", "causal",
                      "backward"] + MEASURED
 LM_COLUMNS = ["config", "task", "layers", "d_model", "heads", "d_ff", "attention", "batch",
-              "length", "vocab", "parameters", "checkpoint", "last_loss"] + MEASURED
+              "length", "vocab", "parameters", "recompute", "last_loss"] + MEASURED
 
 
 # --------------------------------------------------------------------------- measurement
@@ -309,8 +309,8 @@ def lm_settings(args):
             differences.append("dropout")
         if int(train.get("accumulation", 1)) != 1:
             differences.append("gradient accumulation")
-        if train.get("checkpoint_layers") or model.get("checkpoint_layers"):
-            differences.append("activation checkpointing")
+        if train.get("recompute_layers") or train.get("checkpoint_layers"):
+            differences.append("activation recomputation")
         if differences:
             print(f"peer_torch: {args.lm_config} has {', '.join(differences)}; the PyTorch twin "
                   "is pre-LN, learned positions, vanilla attention, dense feed-forward, no "
@@ -393,7 +393,7 @@ def bench_lm(args):
             "config": name, "task": "lm", "layers": s["layers"], "d_model": s["d_model"],
             "heads": s["heads"], "d_ff": s["d_ff"], "attention": "torch", "batch": s["batch"],
             "length": s["length"], "vocab": s["vocab"], "parameters": parameters,
-            "checkpoint": 0, "last_loss": f"{last_loss[0]:.4f}",
+            "recompute": 0, "last_loss": f"{last_loss[0]:.4f}",
             "time_median_s": f"{ordered[len(ordered) // 2]:.6f}",
             "time_min_s": f"{ordered[0]:.6f}", "time_max_s": f"{ordered[-1]:.6f}",
             "peak_bytes": "" if peak is None else peak, "peak_reserved_bytes": "",

@@ -125,8 +125,8 @@ def detect_x(columns, override):
 def describe(column, value):
     if column == "causal":
         return "causal" if value in ("1", "true") else "bidirectional"
-    if column == "checkpoint":
-        return "activation checkpointing" if value in ("1", "true") else "no checkpointing"
+    if column == "recompute":
+        return "activation recomputation" if value in ("1", "true") else "no recomputation"
     if column == "feed_forward":
         return f"{value} feed-forward"
     if column == "backward":

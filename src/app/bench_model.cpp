@@ -26,7 +26,7 @@ struct ModelBenchOptions : LayerBenchOptions {
   std::int64_t layers = 12, heads = 12, d_ff = 3072, vocab_size = 1000, num_features = 256;
   std::string feed_forward = "dense";
   std::int64_t ff_chunk_size = 4096, ff_k = 128;
-  bool checkpoint_layers = false;
+  bool recompute_layers = false;
   std::string memory_budget = "30GiB";
 };
 
@@ -91,7 +91,7 @@ models::ModelConfig model_config(const ModelBenchOptions& options, const std::st
   t.d_ff = options.d_ff;
   t.dropout = 0.0;
   t.pre_layer_norm = true;
-  t.checkpoint_layers = options.checkpoint_layers;
+  t.recompute_layers = options.recompute_layers;
   t.attention.kind = attention::parse_attention_kind(variant);
   t.attention.k = options.k;
   t.attention.chunk_size = options.chunk_size;
@@ -124,11 +124,11 @@ void run_model_bench(const ModelBenchOptions& options) {
 
   std::printf(
       "bench model: %ld-layer causal decoder, d_model %ld, %ld heads, d_ff %ld (%s, GELU), vocab "
-      "%ld, batch %ld, activation checkpointing %s; forward + backward of the next-token loss\n"
+      "%ld, batch %ld, activation recomputation %s; forward + backward of the next-token loss\n"
       "budget %s on the peak reserved bytes; %s\n",
       long(options.layers), long(options.d_model), long(options.heads), long(options.d_ff),
       options.feed_forward.c_str(), long(options.vocab_size), long(options.batch),
-      options.checkpoint_layers ? "on" : "off", format_bytes(budget).c_str(),
+      options.recompute_layers ? "on" : "off", format_bytes(budget).c_str(),
       rss_peak_is_per_measurement() ? "rss_MiB: peak resident memory of each row"
                                     : "rss_MiB: peak resident memory of the process so far");
   BenchReport report({"variant",
@@ -141,7 +141,7 @@ void run_model_bench(const ModelBenchOptions& options) {
                       "k",
                       "chunk_size",
                       "feed_forward",
-                      "checkpoint",
+                      "recompute",
                       "precision",
                       {"budget", 15}});
   std::vector<std::pair<std::string, VariantResult>> results;
@@ -161,7 +161,7 @@ void run_model_bench(const ModelBenchOptions& options) {
                                                std::to_string(options.k),
                                                std::to_string(options.chunk_size),
                                                options.feed_forward,
-                                               options.checkpoint_layers ? "1" : "0",
+                                               options.recompute_layers ? "1" : "0",
                                                options.precision};
       const auto add_row = [&](Fit fit, const std::optional<Measurement>& measurement) {
         std::vector<std::string> row = values;
@@ -278,8 +278,9 @@ void add_bench_model_command(CLI::App& bench) {
       ->check(CLI::PositiveNumber);
   command->add_option("--ff-k", options->ff_k, "topk feed-forward: hidden units kept per token")
       ->check(CLI::PositiveNumber);
-  command->add_flag("--checkpoint-layers", options->checkpoint_layers,
-                    "Recompute each block in the backward pass (activation checkpointing)");
+  command->add_flag(
+      "--recompute-layers,--checkpoint-layers", options->recompute_layers,
+      "Recompute each block in the backward pass (--checkpoint-layers: the old name)");
   command->add_option("--memory-budget", options->memory_budget,
                       "Longest length that fits: peak reserved bytes at most this (e.g. 30GiB)");
   add_layer_bench_options(*command, *options, false);

@@ -153,7 +153,7 @@ void run_train_bench(const TrainBenchOptions& options) {
                       "length",
                       "vocab",
                       {"parameters", 12},
-                      "checkpoint",
+                      "recompute",
                       "last_loss"});
   char loss_text[32];
   std::snprintf(loss_text, sizeof loss_text, "%.4f", last_loss);
@@ -162,7 +162,7 @@ void run_train_bench(const TrainBenchOptions& options) {
        std::to_string(t.d_model), std::to_string(t.heads), std::to_string(t.d_ff),
        attention::attention_kind_name(t.attention.kind), std::to_string(config.train.batch_size),
        std::to_string(config.data.max_length), std::to_string(options.vocab_size),
-       std::to_string(parameter_count), t.checkpoint_layers ? "1" : "0", loss_text},
+       std::to_string(parameter_count), t.recompute_layers ? "1" : "0", loss_text},
       measurement);
   if (!options.csv.empty()) report.write_csv(options.csv);
   TKF_CHECK(std::isfinite(last_loss), "bench train: the loss is ", last_loss);

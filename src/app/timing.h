@@ -8,6 +8,8 @@
 #include <functional>
 #include <vector>
 
+#include "topkformer/core/device_timer.h"
+
 namespace topkformer::app {
 
 struct Timing {
@@ -23,8 +25,7 @@ inline Timing measure(const std::function<void()>& run, int warmup, int repeats)
   for (int i = 0; i < repeats; ++i) {
     const auto start = std::chrono::steady_clock::now();
     run();
-    seconds.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    seconds.push_back(seconds_since(start));
   }
   std::sort(seconds.begin(), seconds.end());
   return {seconds[seconds.size() / 2], seconds.front(), seconds.back(), repeats};

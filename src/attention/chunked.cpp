@@ -1,6 +1,6 @@
-#include "dense.h"
-#include "topkformer/autograd/checkpoint.h"
+#include "topkformer/autograd/recompute.h"
 #include "topkformer/ops.h"
+#include "vanilla.h"
 
 namespace topkformer::attention {
 
@@ -16,9 +16,9 @@ Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v,
     const Tensor q_chunk = ops::narrow(q, 2, first, count);
     const Tensor k_seen = ops::narrow(k, 2, 0, keys);
     const Tensor v_seen = ops::narrow(v, 2, 0, keys);
-    // Input checkpointing: the chunk's scores and weights are not kept; the
+    // Input recomputation: the chunk's scores and weights are not kept; the
     // backward pass recomputes them (the dropout mask replays from its words).
-    outputs.push_back(autograd::checkpoint(
+    outputs.push_back(autograd::recompute(
         [context, shape, first](const std::vector<Tensor>& in) {
           return std::vector<Tensor>{
               dense_attention_chunk(in[0], in[1], in[2], context, shape, first)};

@@ -1,5 +1,6 @@
 #include "topkformer/attention/config.h"
 
+#include "topkformer/attention/functional.h"
 #include "topkformer/core/error.h"
 
 namespace topkformer::attention {
@@ -24,6 +25,21 @@ std::string attention_kind_name(AttentionKind kind) {
       return "performer";
   }
   return "?";
+}
+
+Tensor attend(const AttentionConfig& config, const Tensor& q, const Tensor& k, const Tensor& v,
+              const AttentionContext& context, const Tensor& projection) {
+  switch (config.kind) {
+    case AttentionKind::vanilla:
+      return vanilla_attention(q, k, v, context);
+    case AttentionKind::chunked:
+      return chunked_attention(q, k, v, context, config.chunk_size);
+    case AttentionKind::topk:
+      return topk_attention(q, k, v, context, config.k, config.chunk_size);
+    case AttentionKind::performer:
+      return performer_attention(q, k, v, context, projection);
+  }
+  throw Error("attend: unknown attention kind");
 }
 
 }  // namespace topkformer::attention

@@ -1,8 +1,9 @@
 #include <cmath>
 
-#include "masking.h"
 #include "topkformer/autograd/function.h"
+#include "topkformer/kernels/backend.h"
 #include "topkformer/ops.h"
+#include "variant_support.h"
 
 namespace topkformer::attention {
 
@@ -41,27 +42,23 @@ Tensor positive_features(const Tensor& x, const Tensor& projection, bool is_quer
   return ops::scale(ops::exp(ops::sub(logits, stabiliser)), 1.0 / std::sqrt(m));
 }
 
-// [B, 1, Lk, 1] holding 0 for valid keys and -inf for padding (an item with
-// no valid key keeps 0 everywhere: its features are zeroed after instead).
-Tensor key_padding_logits(const Tensor& key_lengths, std::int64_t keys, DType dtype) {
-  const auto lengths = key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
-  std::vector<double> bias;
-  for (std::int64_t length : lengths) {
-    for (std::int64_t j = 0; j < keys; ++j)
-      bias.push_back(j < length || length <= 0 ? 0.0 : -INFINITY);
-  }
-  return Tensor::from_vector<double>({std::int64_t(lengths.size()), 1, keys, 1}, bias).to(dtype);
+// [B, 1, Lk, 1] with 1 for the valid keys of each item and 0 for padding,
+// built on the device from the key lengths (no host round trip per layer).
+Tensor key_validity(const Tensor& key_lengths, std::int64_t keys, const Tensor& like) {
+  const std::int64_t batch = key_lengths.size(0);
+  const Tensor valid = Tensor::ones({batch, keys}, like.dtype(), like.device());
+  kernels::backend(like.device()).fill_masked(valid, kernels::RowMask{false, 0, key_lengths}, 0.0);
+  return valid.view({batch, 1, keys, 1});
 }
 
-// [B, 1, Lk, 1] with 1 for valid keys and 0 for padding.
-Tensor key_validity(const Tensor& key_lengths, std::int64_t keys, const Tensor& like) {
-  const auto lengths = key_lengths.to(DType::i64).contiguous().to_vector<std::int64_t>();
-  std::vector<double> valid;
-  for (std::int64_t length : lengths) {
-    for (std::int64_t j = 0; j < keys; ++j) valid.push_back(j < length ? 1.0 : 0.0);
-  }
-  return Tensor::from_vector<double>({std::int64_t(lengths.size()), 1, keys, 1}, valid)
-      .to(like.dtype());
+// From key_validity: 0 for valid keys and -inf for padding, as log(valid).
+// An item with no valid key keeps 0 everywhere (1 - its maximum is added
+// first): its features are zeroed after instead.
+Tensor key_padding_logits(const Tensor& validity) {
+  const Shape& s = validity.shape();
+  const Tensor rows = ops::reshape(validity, {s[0], s[2]});
+  const Tensor none_valid = ops::add_scalar(ops::neg(ops::max_last(rows, true)), 1.0);
+  return ops::reshape(ops::log(ops::add(rows, none_valid)), s);
 }
 
 class CausalLinearAttentionFunction final : public autograd::Function {
@@ -112,12 +109,12 @@ Tensor performer_attention(const Tensor& q, const Tensor& k, const Tensor& v,
             shape.queries, " and ", shape.keys);
   const Tensor features = projection.to(q.dtype());
   const Tensor phi_q = positive_features(q, features, true, {});
-  Tensor phi_k = positive_features(
-      k, features, false,
-      context.key_lengths.defined() ? key_padding_logits(context.key_lengths, shape.keys, q.dtype())
-                                    : Tensor());
+  Tensor phi_k;
   if (context.key_lengths.defined()) {
-    phi_k = ops::mul(phi_k, key_validity(context.key_lengths, shape.keys, phi_k));
+    const Tensor validity = key_validity(context.key_lengths, shape.keys, q);
+    phi_k = ops::mul(positive_features(k, features, false, key_padding_logits(validity)), validity);
+  } else {
+    phi_k = positive_features(k, features, false, {});
   }
   if (context.causal) {
     return autograd::apply(

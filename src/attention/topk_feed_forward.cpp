@@ -1,6 +1,6 @@
-#include "masking.h"
 #include "topkformer/autograd/function.h"
 #include "topkformer/ops/shape.h"
+#include "variant_support.h"
 
 namespace topkformer::attention {
 

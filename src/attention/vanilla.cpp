@@ -1,4 +1,4 @@
-#include "dense.h"
+#include "vanilla.h"
 #include "topkformer/ops.h"
 
 namespace topkformer::attention {

@@ -7,6 +7,10 @@
 #include <sstream>
 
 #include "build_config.h"
+// The one exception to the layer order (docs/architecture.md): a tensor's
+// methods fill and copy through the kernels, and requires_grad creates the
+// autograd meta, whose definition lives in autograd. Only this file crosses;
+// tensor.h sees autograd::AutogradMeta as an incomplete type.
 #include "topkformer/autograd/tape.h"
 #include "topkformer/kernels/backend.h"
 #if TOPKFORMER_WITH_CUDA

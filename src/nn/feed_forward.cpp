@@ -1,6 +1,6 @@
 #include "topkformer/nn/feed_forward.h"
 
-#include "topkformer/autograd/checkpoint.h"
+#include "topkformer/autograd/recompute.h"
 #include "topkformer/ops.h"
 
 namespace topkformer::nn {
@@ -62,7 +62,7 @@ Tensor FeedForward::forward(const Tensor& x) {
       std::vector<Tensor> chunks;
       for (std::int64_t first = 0; first < rows.size(0); first += config_.chunk_size) {
         const std::int64_t count = std::min(config_.chunk_size, rows.size(0) - first);
-        chunks.push_back(autograd::checkpoint(
+        chunks.push_back(autograd::recompute(
             [this](const std::vector<Tensor>& in) {
               return std::vector<Tensor>{dense_forward(in[0])};
             },

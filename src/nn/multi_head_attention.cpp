@@ -77,7 +77,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& memory,
 
   attention::AttentionContext context;
   context.causal = mask.causal;
-  // Lengths may come from the host: kernels read them on the data's device.
+  // Kernels read the lengths on the data's device (a no-op when the model
+  // moved them there once per batch).
   if (mask.key_lengths.defined()) context.key_lengths = mask.key_lengths.to(x.device());
   context.scale = 1.0 / std::sqrt(double(head_dim_));
   if (is_training() && config_.dropout > 0.0) {
@@ -86,26 +87,13 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& memory,
         default_generator().reserve(std::uint64_t(q.size(0) * heads_ * q.size(2) * k.size(2)));
   }
 
-  Tensor attended;
-  switch (config_.kind) {
-    case AttentionKind::vanilla:
-      attended = attention::vanilla_attention(q, k, v, context);
-      break;
-    case AttentionKind::chunked:
-      attended = attention::chunked_attention(q, k, v, context, config_.chunk_size);
-      break;
-    case AttentionKind::topk:
-      attended = attention::topk_attention(q, k, v, context, config_.k, config_.chunk_size);
-      break;
-    case AttentionKind::performer:
-      if (is_training() && config_.feature_redraw_interval > 0) {
-        std::int64_t& calls = feature_calls_.at<std::int64_t>({0});
-        if (calls > 0 && calls % config_.feature_redraw_interval == 0) draw_features();
-        ++calls;
-      }
-      attended = attention::performer_attention(q, k, v, context, features_);
-      break;
+  if (config_.kind == AttentionKind::performer && is_training() &&
+      config_.feature_redraw_interval > 0) {
+    std::int64_t& calls = feature_calls_.at<std::int64_t>({0});
+    if (calls > 0 && calls % config_.feature_redraw_interval == 0) draw_features();
+    ++calls;
   }
+  const Tensor attended = attention::attend(config_, q, k, v, context, features_);
   // [B, H, L, dh] -> [B, L, H * dh]
   const Tensor merged = ops::reshape(ops::contiguous(ops::transpose(attended, 1, 2)),
                                      {x.size(0), x.size(1), d_model_});

@@ -5,8 +5,8 @@
 #include <utility>
 #include <vector>
 
-#include "topkformer/autograd/checkpoint.h"
 #include "topkformer/autograd/grad_mode.h"
+#include "topkformer/autograd/recompute.h"
 #include "topkformer/kernels/backend.h"
 #include "topkformer/ops.h"
 
@@ -21,14 +21,14 @@ void scale_parameter(const Module& module, const std::string& name, double facto
   }
 }
 
-// block(x) as a checkpoint: only x (and memory) are kept; the backward pass
-// runs the block again. The default generator is replayed by checkpoint();
+// block(x) recomputed: only x (and memory) are kept; the backward pass
+// runs the block again. The default generator is replayed by recompute();
 // the block's buffers (Performer's features and redraw counter, which a
 // training call may advance) are put back to their values before this call
 // for the recomputation, which then leaves them as the first call did.
-Tensor checkpointed_block(const std::shared_ptr<TransformerBlock>& block, const Tensor& x,
-                          const AttentionMask& self_mask, const Tensor& memory,
-                          const AttentionMask& memory_mask) {
+Tensor recomputed_block(const std::shared_ptr<TransformerBlock>& block, const Tensor& x,
+                        const AttentionMask& self_mask, const Tensor& memory,
+                        const AttentionMask& memory_mask) {
   std::vector<std::pair<Tensor, Tensor>> buffers;  // (buffer, its value before the call)
   for (const auto& [name, buffer] : block->named_buffers()) {
     buffers.emplace_back(buffer, buffer.clone());
@@ -36,7 +36,7 @@ Tensor checkpointed_block(const std::shared_ptr<TransformerBlock>& block, const 
   std::vector<Tensor> inputs{x};
   if (memory.defined()) inputs.push_back(memory);
   auto calls = std::make_shared<int>(0);
-  const std::vector<Tensor> outputs = autograd::checkpoint(
+  const std::vector<Tensor> outputs = autograd::recompute(
       [block, self_mask, memory_mask, buffers, calls](const std::vector<Tensor>& in) {
         if ((*calls)++ > 0) {
           for (const auto& [buffer, before] : buffers) Tensor(buffer).copy_(before);
@@ -111,7 +111,7 @@ void TransformerBlock::set_feed_forward(const FeedForwardConfig& config) {
 }
 
 TransformerStack::TransformerStack(const TransformerConfig& config, Generator& init, DType dtype)
-    : checkpoint_layers_(config.checkpoint_layers) {
+    : recompute_layers_(config.recompute_layers) {
   for (std::int64_t i = 0; i < config.layers; ++i) {
     blocks_.push_back(register_module("layers." + std::to_string(i),
                                       std::make_shared<TransformerBlock>(config, init, dtype)));
@@ -124,12 +124,12 @@ TransformerStack::TransformerStack(const TransformerConfig& config, Generator& i
 
 Tensor TransformerStack::forward(const Tensor& x, const AttentionMask& self_mask,
                                  const Tensor& memory, const AttentionMask& memory_mask) {
-  // Checkpoints only pay when a backward pass will follow.
-  const bool checkpointing = checkpoint_layers_ && autograd::GradMode::enabled();
+  // Recomputation only pays when a backward pass will follow.
+  const bool recomputing = recompute_layers_ && autograd::GradMode::enabled();
   Tensor h = x;
   for (const auto& block : blocks_) {
-    h = checkpointing ? checkpointed_block(block, h, self_mask, memory, memory_mask)
-                      : block->forward(h, self_mask, memory, memory_mask);
+    h = recomputing ? recomputed_block(block, h, self_mask, memory, memory_mask)
+                    : block->forward(h, self_mask, memory, memory_mask);
   }
   return final_norm_ ? final_norm_->forward(h) : h;
 }

@@ -107,12 +107,17 @@ std::string unknown_section(const std::string& name) {
   return unknown("section", name, section_names(), "known sections");
 }
 
-// The key `section.name`, or an error naming the known keys of the section.
+// The key `section.name` (or the key it was renamed to), or an error naming
+// the known keys of the section.
 const Key& find_key(const std::string& section, const std::string& name, const std::string& where) {
+  std::string path = section + "." + name;
+  for (const auto& [old_path, new_path] : schema::renamed_keys()) {
+    if (path == old_path) path = new_path;
+  }
   std::vector<std::string> names;
   for (const Key& key : schema::keys()) {
     if (key.section != section) continue;
-    if (key.name == name) return key;
+    if (key.path() == path) return key;
     names.push_back(key.name);
   }
   fail(where, section + "." + name, unknown("key", name, names, "known keys of " + section));
@@ -141,7 +146,8 @@ void read_section(Config& config, const std::string& section, const YAML::Node& 
     if (!entry.first.IsScalar()) fail(where, section, "expected key names, got a map or list");
     const std::string name = entry.first.Scalar();
     const Key& key = find_key(section, name, where);
-    if (const auto [seen, first] = lines.emplace(name, entry.first.Mark().line + 1); !first) {
+    // Keyed by the current name: a key given under its old and new names is given twice.
+    if (const auto [seen, first] = lines.emplace(key.name, entry.first.Mark().line + 1); !first) {
       fail(where, key.path(), "given twice (first on line " + std::to_string(seen->second) + ")");
     }
     // A missing value (`steps:`) has its mark on the next line: name the key's line.
@@ -269,14 +275,9 @@ std::string to_yaml(const Config& config) {
 }
 
 std::string config_hash(const Config& config) {
-  // 64-bit FNV-1a: stable across platforms and builds, unlike std::hash.
-  std::uint64_t hash = 0xcbf29ce484222325ULL;
-  for (const char c : to_yaml(config)) {
-    hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-  }
-  char digits[17];
-  std::snprintf(digits, sizeof digits, "%016llx", static_cast<unsigned long long>(hash));
-  return digits;
+  // FNV-1a: stable across platforms and builds, unlike std::hash.
+  const std::string yaml = to_yaml(config);
+  return detail::hex64(detail::fnv1a64(yaml.data(), yaml.size()));
 }
 
 std::string schema_markdown() {

@@ -185,9 +185,10 @@ std::vector<Key> build_keys() {
                   "stop after N evaluations without improvement; 0: never"),
           integer("max_bad_steps", TKF_MEMBER(train.max_bad_steps), at_least(0),
                   "consecutive NaN/Inf updates skipped before the run stops"),
-          flag("checkpoint_layers", TKF_MEMBER(model.transformer.checkpoint_layers),
+          flag("recompute_layers", TKF_MEMBER(model.transformer.recompute_layers),
                "recompute each Transformer block in the backward pass, keeping only its input: "
-               "less memory for about one more forward pass; the same gradients"),
+               "less memory for about one more forward pass; the same gradients (old name: "
+               "`checkpoint_layers`, still read)"),
       });
   add(table, "eval",
       {
@@ -379,6 +380,13 @@ const std::vector<Key>& keys() {
 
 const std::vector<Rule>& rules() {
   static const std::vector<Rule> table = build_rules();
+  return table;
+}
+
+const std::vector<std::pair<std::string, std::string>>& renamed_keys() {
+  static const std::vector<std::pair<std::string, std::string>> table = {
+      {"train.checkpoint_layers", "train.recompute_layers"},
+  };
   return table;
 }
 

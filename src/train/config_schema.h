@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "topkformer/train/config.h"
@@ -44,6 +45,9 @@ struct Rule {
 const std::vector<Section>& sections();  // in file order
 const std::vector<Key>& keys();          // grouped by section, in file order
 const std::vector<Rule>& rules();
+// Keys renamed since configs were first written, {old path, new path}: old
+// configs and run directories keep loading, and to_yaml writes the new name.
+const std::vector<std::pair<std::string, std::string>>& renamed_keys();
 // The keys `topkformer eval` may set to other values than the checkpoint's
 // (check_evaluation_config): sections ("attention") or single keys ("data.dir").
 const std::vector<std::string>& evaluation_keys();

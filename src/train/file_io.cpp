@@ -83,6 +83,12 @@ void write_file_synced(const std::filesystem::path& path, std::string_view bytes
   file.sync_and_close();
 }
 
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  write_file_synced(temporary, bytes);
+  std::filesystem::rename(temporary, path);
+}
+
 std::string read_file(const std::filesystem::path& path) {
   // A folder opens as a stream too, and the first read then threw
   // "basic_filebuf::underflow", which names neither the file nor the problem.

@@ -51,6 +51,9 @@ class SyncedFile {
 
 // Writes `bytes` to `path` and fsyncs it.
 void write_file_synced(const std::filesystem::path& path, std::string_view bytes);
+// Replaces `path` with `bytes` through a synced temporary file renamed into
+// place: a full disk or a kill leaves the old file, never a truncated one.
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 // Reads a whole (small) regular file; errors name the path. A folder, device
 // or pipe is refused as "not a regular file".
 std::string read_file(const std::filesystem::path& path);

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "topkformer/core/device_timer.h"
 #include "topkformer/data/batcher.h"
 #include "topkformer/data/tokenizer.h"
 #include "topkformer/train/config.h"
@@ -26,10 +27,6 @@ std::filesystem::path token_cache_dir(const DataConfig& data);
 // The order training batches are drawn in: shuffled by runtime.seed, and
 // only full batches, so that every update splits into equal micro-batches.
 data::BatcherOptions training_sampler_options(const Config& config);
-
-inline double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // At most `limit` items (all when limit is 0), spread evenly through `items`
 // rather than the first ones, since files are often sorted by label (IMDb

@@ -10,6 +10,7 @@
 #include "run_log.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/core/allocator.h"
+#include "topkformer/core/device_timer.h"
 #include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
 #include "topkformer/dist/gradient_reducer.h"
@@ -21,10 +22,6 @@ namespace topkformer::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
 
 std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
                                                  nn::NamedTensors parameters) {
@@ -75,14 +72,6 @@ std::string describe(const EvalResult& result) {
   }
   if (result.perplexity) text += fmt::format(" | perplexity {:.2f}", *result.perplexity);
   return text + fmt::format(" | {} examples in {:.1f} s", result.examples, result.seconds);
-}
-
-// Writes `text` to `path` through a temporary file renamed into place; every
-// write is checked (a full disk must not leave a truncated config.yaml).
-void write_file_atomically(const std::filesystem::path& path, const std::string& text) {
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  detail::write_file_synced(temporary, text);
-  std::filesystem::rename(temporary, path);
 }
 
 // Sums over the steps between two log lines; `skipped` steps had a NaN or
@@ -158,7 +147,7 @@ class Trainer {
       return summary;
     }
     if (communicator_.rank() == 0) {
-      write_file_atomically(options_.run_dir / "config.yaml", config_yaml_);
+      detail::write_file_atomically(options_.run_dir / "config.yaml", config_yaml_);
     }
     try {
       train_steps(summary);

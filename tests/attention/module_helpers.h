@@ -1,4 +1,4 @@
-// Shared by the Performer, top-k feed-forward and module tests: random
+// Shared by the module, variant-contract and memory tests: random
 // leaves and parameters, and outputs with named gradients to compare.
 #pragma once
 
@@ -12,6 +12,7 @@
 #include "attention_helpers.h"
 #include "topkformer/autograd/grad_mode.h"
 #include "topkformer/autograd/tape.h"
+#include "topkformer/core/allocator.h"
 #include "topkformer/nn/module.h"
 
 namespace topkformer::testing {
@@ -91,6 +92,22 @@ inline void expect_same_named_results(const NamedResults& got, const NamedResult
 inline Tensor forward_only(const std::function<Tensor()>& forward) {
   autograd::NoGradGuard no_grad;
   return forward();
+}
+
+// Peak bytes above what was held before (inputs and weights), for one
+// forward + backward pass.
+inline std::int64_t peak_of(const std::function<Tensor()>& forward,
+                            const std::vector<Tensor>& leaves) {
+  Allocator& allocator = allocator_for(Device::cpu());
+  const std::int64_t before = allocator.current_bytes();
+  allocator.reset_peak();
+  {
+    const Tensor out = forward();
+    autograd::backward({out}, {Tensor::ones(out.shape(), out.dtype())});
+  }
+  const std::int64_t peak = allocator.peak_bytes() - before;
+  for (Tensor leaf : leaves) leaf.zero_grad();
+  return peak;
 }
 
 // sqrt(sum (a - b)^2) / sqrt(sum b^2): an error that averages over elements.

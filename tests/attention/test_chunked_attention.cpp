@@ -1,6 +1,6 @@
-// Chunked attention (query chunking + input checkpointing) equals vanilla.
+// Chunked attention equals vanilla at every chunk size, dividing the length
+// or not (the properties all variants share are in test_variant_contract.cpp).
 #include "attention_helpers.h"
-#include "topkformer/autograd/gradcheck.h"
 
 namespace topkformer {
 namespace {
@@ -33,55 +33,6 @@ TEST(ChunkedAttention, EqualsVanillaForEveryChunkSize) {
       expect_same_results(got, expected, 1e-5);
     }
   }
-}
-
-TEST(ChunkedAttention, DropoutReplaysTheVanillaMaskInEveryChunk) {
-  AttentionContext context = masked_context(true);
-  context.dropout = 0.3;
-  context.dropout_state = {77, 1000};
-  const AttentionInputs in = random_attention_inputs(2, 2, 12, 12, 4, DType::f64, 6);
-  const OutputAndGrads expected = run_with_grads(
-      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return attention::vanilla_attention(q, k, v, context);
-      },
-      in);
-  const OutputAndGrads got = run_with_grads(
-      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return attention::chunked_attention(q, k, v, context, 5);
-      },
-      in);
-  expect_same_results(got, expected, 1e-12);
-}
-
-TEST(ChunkedAttention, GradientCheck) {
-  for (bool causal : {false, true}) {
-    AttentionContext context = masked_context(causal);
-    context.dropout = 0.2;
-    context.dropout_state = {3, 0};
-    const AttentionInputs in = random_attention_inputs(2, 2, 6, 6, 3, DType::f64, 7);
-    const auto report = autograd::gradcheck(
-        [&](const std::vector<Tensor>& x) {
-          return attention::chunked_attention(x[0], x[1], x[2], context, 4);
-        },
-        {in.q, in.k, in.v});
-    EXPECT_TRUE(report.passed) << report.str();
-  }
-}
-
-TEST(ChunkedAttention, CrossAttentionWithMoreKeysThanQueries) {
-  const AttentionContext context = masked_context(true);
-  const AttentionInputs in = random_attention_inputs(2, 1, 5, 13, 4, DType::f64, 8);
-  const auto vanilla = run_with_grads(
-      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return attention::vanilla_attention(q, k, v, context);
-      },
-      in);
-  const auto chunked = run_with_grads(
-      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return attention::chunked_attention(q, k, v, context, 2);
-      },
-      in);
-  expect_same_results(chunked, vanilla, 1e-12);
 }
 
 }  // namespace

@@ -6,27 +6,14 @@
 #include <functional>
 #include <map>
 
-#include "topkformer/autograd/tape.h"
+#include "module_helpers.h"
 #include "topkformer/nn/feed_forward.h"
 #include "topkformer/nn/multi_head_attention.h"
 
 namespace topkformer {
 namespace {
 
-// Peak bytes above what was held before (inputs and weights), for one
-// forward + backward pass.
-std::int64_t peak_of(const std::function<Tensor()>& forward, const std::vector<Tensor>& leaves) {
-  Allocator& allocator = allocator_for(Device::cpu());
-  const std::int64_t before = allocator.current_bytes();
-  allocator.reset_peak();
-  {
-    const Tensor out = forward();
-    autograd::backward({out}, {Tensor::ones(out.shape(), out.dtype())});
-  }
-  const std::int64_t peak = allocator.peak_bytes() - before;
-  for (Tensor leaf : leaves) leaf.zero_grad();
-  return peak;
-}
+using testing::peak_of;
 
 std::int64_t attention_peak(attention::AttentionKind kind, std::int64_t length) {
   attention::AttentionConfig config;

@@ -126,22 +126,6 @@ TEST(MultiHeadAttention, ExactVariantsAgreeOnCrossAttention) {
   }
 }
 
-TEST(MultiHeadAttention, SetConfigSwitchesTheVariantOfTheSameLayer) {
-  Generator generator(15);
-  const Tensor x = Tensor::randn({2, 6, d_model}, generator, DType::f64);
-  const nn::AttentionMask mask = mask_of(true, {6, 5});
-  const auto layer = make_layer(config_of(AttentionKind::vanilla));
-  const Tensor vanilla = forward_only([&] { return layer->forward(x, {}, mask); });
-  layer->set_config(config_of(AttentionKind::topk, 4, 6));
-  EXPECT_EQ(layer->config().kind, AttentionKind::topk);
-  EXPECT_LE(relative_error(forward_only([&] { return layer->forward(x, {}, mask); }), vanilla),
-            1e-12);
-  // With one key per query the output is different: top-k is what ran.
-  layer->set_config(config_of(AttentionKind::topk, 4, 1));
-  EXPECT_GT(relative_error(forward_only([&] { return layer->forward(x, {}, mask); }), vanilla),
-            1e-3);
-}
-
 TEST(MultiHeadAttention, SwitchingToPerformerRegistersItsFeatures) {
   const auto layer = make_layer(config_of(AttentionKind::vanilla));
   layer->set_config(config_of(AttentionKind::performer));

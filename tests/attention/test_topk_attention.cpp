@@ -1,7 +1,6 @@
-// Top-k attention against vanilla (k >= keys) and against a dense reference
-// that keeps each row's k largest scores (k < keys).
+// Top-k attention with k < keys against a dense reference that keeps each
+// row's k largest scores (the shared properties: test_variant_contract.cpp).
 #include "attention_helpers.h"
-#include "topkformer/autograd/gradcheck.h"
 #include "topkformer/ops.h"
 
 namespace topkformer {
@@ -46,22 +45,6 @@ AttentionFunction topk_of(const AttentionContext& context, std::int64_t top_k, s
   };
 }
 
-TEST(TopKAttention, WithKAtLeastTheKeysEqualsVanilla) {
-  for (bool causal : {false, true}) {
-    const AttentionContext context = masked_context(causal);
-    const AttentionInputs in = random_attention_inputs(2, 2, 14, 14, 8, DType::f32, 11);
-    const OutputAndGrads expected = run_with_grads(
-        [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-          return attention::vanilla_attention(q, k, v, context);
-        },
-        in);
-    for (std::int64_t top_k : {14, 100}) {  // 100 is clamped to the 14 keys
-      SCOPED_TRACE("k " + std::to_string(top_k) + (causal ? " causal" : ""));
-      expect_same_results(run_with_grads(topk_of(context, top_k, 5), in), expected, 1e-5);
-    }
-  }
-}
-
 TEST(TopKAttention, WithSmallKEqualsTheDenseTopKReference) {
   for (bool causal : {false, true}) {
     const AttentionContext context = masked_context(causal);
@@ -74,52 +57,6 @@ TEST(TopKAttention, WithSmallKEqualsTheDenseTopKReference) {
       SCOPED_TRACE("chunk " + std::to_string(chunk) + (causal ? " causal" : ""));
       expect_same_results(run_with_grads(topk_of(context, 3, chunk), in), expected, 1e-12);
     }
-  }
-}
-
-TEST(TopKAttention, MaskedKeysNeverReceiveWeight) {
-  // Batch item 1 has 6 valid keys; with k = 10 every row keeps masked keys
-  // too. Changing the values of masked keys must change nothing, and their
-  // value gradients must be zero.
-  const AttentionContext context = masked_context(true);
-  const AttentionInputs in = random_attention_inputs(2, 1, 11, 11, 4, DType::f64, 13);
-  const OutputAndGrads first = run_with_grads(topk_of(context, 10, 4), in);
-  for (std::int64_t j = 6; j < 11; ++j) {
-    for (std::int64_t c = 0; c < 4; ++c) {
-      EXPECT_EQ(first.dv.value_at({1, 0, j, c}), 0.0);
-      EXPECT_EQ(first.dk.value_at({1, 0, j, c}), 0.0);
-      in.v.at<double>({1, 0, j, c}) += 100.0;
-    }
-  }
-  const OutputAndGrads second = run_with_grads(topk_of(context, 10, 4), in);
-  EXPECT_EQ(max_abs_diff(first.out, second.out), 0.0);
-}
-
-TEST(TopKAttention, DropoutDropsWhatVanillaDropsWhenKCoversTheKeys) {
-  AttentionContext context = masked_context(false);
-  context.dropout = 0.25;
-  context.dropout_state = {5, 321};
-  const AttentionInputs in = random_attention_inputs(2, 2, 9, 9, 4, DType::f64, 14);
-  const OutputAndGrads expected = run_with_grads(
-      [&](const Tensor& q, const Tensor& k, const Tensor& v) {
-        return attention::vanilla_attention(q, k, v, context);
-      },
-      in);
-  expect_same_results(run_with_grads(topk_of(context, 9, 4), in), expected, 1e-12);
-}
-
-TEST(TopKAttention, GradientCheck) {
-  for (bool causal : {false, true}) {
-    AttentionContext context = masked_context(causal);
-    context.dropout = 0.2;
-    context.dropout_state = {9, 0};
-    const AttentionInputs in = random_attention_inputs(2, 2, 7, 11, 3, DType::f64, 15);
-    const auto report = autograd::gradcheck(
-        [&](const std::vector<Tensor>& x) {
-          return attention::topk_attention(x[0], x[1], x[2], context, 4, 3);
-        },
-        {in.q, in.k, in.v});
-    EXPECT_TRUE(report.passed) << report.str();
   }
 }
 

@@ -137,16 +137,6 @@ TEST(TopKFeedForward, RejectsBadArguments) {
 
 constexpr std::int64_t d_model = 6, d_ff = 16;
 
-nn::FeedForwardConfig config_of(nn::FeedForwardKind kind, std::int64_t chunk, std::int64_t k,
-                                Activation activation) {
-  nn::FeedForwardConfig config;
-  config.kind = kind;
-  config.chunk_size = chunk;
-  config.k = k;
-  config.activation = activation;
-  return config;
-}
-
 // A layer with parameters drawn from `seed` (whatever the kind, the same).
 std::unique_ptr<nn::FeedForward> make_layer(const nn::FeedForwardConfig& config,
                                             std::uint64_t seed = 5) {
@@ -154,10 +144,6 @@ std::unique_ptr<nn::FeedForward> make_layer(const nn::FeedForwardConfig& config,
   auto layer = std::make_unique<nn::FeedForward>(d_model, d_ff, config, init, DType::f64);
   randomize_parameters(*layer, seed, 0.5);
   return layer;
-}
-
-NamedResults layer_results(nn::FeedForward& layer, const Tensor& x) {
-  return run_named([&] { return layer.forward(x); }, leaves_of(layer, {{"x", x}}));
 }
 
 TEST(FeedForward, ParametersAreFc1AndFc2WeightsAndBiases) {
@@ -172,44 +158,6 @@ TEST(FeedForward, ParametersAreFc1AndFc2WeightsAndBiases) {
   EXPECT_EQ(parameters[2].second.shape(), (Shape{d_model, d_ff}));
   EXPECT_EQ(parameters[3].first, "fc2.bias");
   EXPECT_EQ(parameters[3].second.shape(), (Shape{d_model}));
-}
-
-TEST(FeedForward, EveryKindGivesTheDenseOutputsAndGradients) {
-  using nn::FeedForwardKind;
-  Generator generator(6);
-  const Tensor x = random_leaf({2, 5, d_model}, generator);  // 10 tokens
-  for (Activation activation : {Activation::relu, Activation::gelu}) {
-    const auto dense = make_layer(config_of(FeedForwardKind::dense, 1024, 128, activation));
-    const NamedResults expected = layer_results(*dense, x);
-    EXPECT_EQ(expected.out.shape(), x.shape());
-    std::vector<std::pair<std::string, nn::FeedForwardConfig>> variants;
-    for (std::int64_t chunk : {1, 3, 10, 25}) {
-      variants.emplace_back("chunked " + std::to_string(chunk),
-                            config_of(FeedForwardKind::chunked, chunk, 128, activation));
-    }
-    variants.emplace_back("topk", config_of(FeedForwardKind::topk, 4, d_ff, activation));
-    for (const auto& [label, config] : variants) {
-      SCOPED_TRACE(std::string(name_of(activation)) + " " + label);
-      const auto layer = make_layer(config);
-      expect_same_named_results(layer_results(*layer, x), expected, 1e-12);
-    }
-  }
-}
-
-TEST(FeedForward, SetConfigSwitchesTheKindAtRunTime) {
-  using nn::FeedForwardKind;
-  Generator generator(7);
-  const Tensor x = Tensor::randn({2, 5, d_model}, generator, DType::f64);
-  const auto top3 = config_of(FeedForwardKind::topk, 4, 3, Activation::relu);
-  const auto layer = make_layer({});
-  const Tensor dense = forward_only([&] { return layer->forward(x); });
-  layer->set_config(top3);
-  EXPECT_EQ(layer->config().kind, FeedForwardKind::topk);
-  const Tensor switched = forward_only([&] { return layer->forward(x); });
-  const auto built_topk = make_layer(top3);
-  EXPECT_LE(relative_error(switched, forward_only([&] { return built_topk->forward(x); })), 1e-12);
-  // Keeping 3 of 16 hidden units does change the output: the switch took effect.
-  EXPECT_GT(relative_error(switched, dense), 1e-3);
 }
 
 TEST(FeedForward, ParseKindAcceptsTheKindNamesAndRejectsOthers) {

@@ -6,7 +6,7 @@
 #     two lengths' peaks the longer one does not fit and the longer ones after it are skipped,
 #     and a budget below every peak leaves no length;
 #   - `bench train` runs the config's model (language model, classifier with accumulation and
-#     checkpointed layers, dual encoder) and prints `N tokens/s` as its last line.
+#     recomputed layers, dual encoder) and prints `N tokens/s` as its last line.
 # Usage: test_bench_cli.sh TOPKFORMER_BINARY SOURCE_DIR
 source "$(dirname "$0")/fixture.sh"
 
@@ -94,7 +94,7 @@ last_line_is_throughput "$work/lm.out" "bench train (lm)"
 grep -q "^lm_small,lm,1,16,2,32,vanilla,2,16,64," "$work/train.csv" ||
   fail "bench train CSV: $(cat "$work/train.csv")"
 "$tool" bench train --config "$source_dir/configs/tests/listops_tiny.yaml" --steps 2 --warmup 1 \
-  --vocab-size 20 --set train.accumulation=2 --set train.checkpoint_layers=true \
+  --vocab-size 20 --set train.accumulation=2 --set train.recompute_layers=true \
   >"$work/listops.out" || fail "bench train (listops) failed: $(tail -5 "$work/listops.out")"
 last_line_is_throughput "$work/listops.out" "bench train (listops)"
 "$tool" bench train --config "$source_dir/configs/tests/aan_tiny.yaml" --steps 1 --warmup 0 \

@@ -160,6 +160,26 @@ TEST_F(TrainerTest, RefusedRunKeepsTheRunsConfig) {
 
 // Re-running a finished run with other settings changes nothing: not its
 // final checkpoint (it used to be rewritten with the new config), not config.yaml.
+// tests/fixtures/run_0629762 (its README says how it was made) was written
+// before the config and code renames of issue 18: it still verifies, loads
+// under the old key name, resumes, and gives the losses that version gave
+// (up to rounding: the gradient norm is now reduced in another order).
+TEST_F(TrainerTest, RunWrittenByAnEarlierVersionResumesWithItsLosses) {
+  const std::filesystem::path fixture = data::project_root() / "tests" / "fixtures" / "run_0629762";
+  const std::filesystem::path run = directory() / "old_run";
+  std::filesystem::copy(
+      fixture, run,
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::copy_symlinks);
+  const std::string data_dir = listops_config().data.dir.string();
+  const Config config = load_config(run / "config.yaml", {"data.dir=" + data_dir, "train.steps=6"});
+  EXPECT_TRUE(config.model.transformer.recompute_layers);  // written as train.checkpoint_layers
+  TrainOptions resume = options("old_run", "auto");
+  const TrainSummary summary = run_training(config, resume);
+  ASSERT_EQ(summary.losses.size(), 2u);
+  EXPECT_NEAR(summary.losses[0], 2.403377056121826, 1e-6);
+  EXPECT_NEAR(summary.losses[1], 2.3328967094421387, 1e-6);
+}
+
 TEST_F(TrainerTest, RerunningAFinishedRunIsANoOp) {
   const TrainSummary done =
       run_training(listops_config({"train.steps=2", "attention.kind=topk"}), options("run"));

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "topkformer/attention/config.h"
 #include "topkformer/core/rng.h"
 #include "topkformer/core/tensor.h"
 
@@ -28,7 +29,7 @@ struct AttentionContext {
 Tensor vanilla_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                          const AttentionContext& context);
 
-// Vanilla, one chunk of queries at a time, with input checkpointing: the
+// Vanilla, one chunk of queries at a time, with input recomputation: the
 // forward pass keeps only q, k and v; the backward pass recomputes one chunk
 // at a time. Under a causal mask a chunk only touches the keys it can see.
 Tensor chunked_attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -61,6 +62,11 @@ Activation parse_activation(const std::string& name);  // "relu" | "gelu"
 // produces the weight gradients by scatter-adds.
 Tensor topk_feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2,
                          std::int64_t top_k, std::int64_t chunk_size, Activation activation);
+
+// The variant config.kind with its knobs: where a kind becomes a call.
+// `projection` is Performer's features [m, d]; the other variants ignore it.
+Tensor attend(const AttentionConfig& config, const Tensor& q, const Tensor& k, const Tensor& v,
+              const AttentionContext& context, const Tensor& projection = {});
 
 // Draws [num_features, head_dim] orthogonal random features: blocks of
 // head_dim orthogonal rows, each row scaled to the norm of a Gaussian vector.

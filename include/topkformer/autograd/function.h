@@ -19,7 +19,7 @@ namespace topkformer::autograd {
 bool needs_grad(const std::vector<Tensor>& inputs);
 
 // When a node is recorded: when an input requires gradients (ops), or
-// whenever grad mode is on (checkpoint(), whose function may use parameters
+// whenever grad mode is on (recompute(), whose function may use parameters
 // that are not among its inputs).
 enum class RecordWhen { inputs_need_grad, grad_mode_on };
 

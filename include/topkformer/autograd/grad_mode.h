@@ -28,7 +28,7 @@ struct NoGradGuard : GradModeGuard {
   NoGradGuard() : GradModeGuard(false) {}
 };
 
-// Enables recording, e.g. to recompute a checkpointed function inside a backward pass.
+// Enables recording, e.g. to re-run a recomputed function inside a backward pass.
 struct EnableGradGuard : GradModeGuard {
   EnableGradGuard() : GradModeGuard(true) {}
 };

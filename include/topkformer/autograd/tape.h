@@ -56,7 +56,7 @@ class Tape {
 };
 
 // The tape ops record on (per thread). TapeScope swaps in another for its scope
-// (checkpoint() recomputes on a private tape).
+// (recompute() recomputes on a private tape).
 Tape& current_tape();
 class TapeScope {
  public:

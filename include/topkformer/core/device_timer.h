@@ -29,4 +29,10 @@ class DeviceTimer {
   void* stop_event_ = nullptr;
 };
 
+// Host wall-clock seconds since `start`: for logs and timed saves, which
+// measure the host's own time, queued device work included or not.
+inline double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace topkformer

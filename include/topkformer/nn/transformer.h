@@ -22,15 +22,9 @@ struct TransformerConfig {
   double dropout = 0.1;  // on sublayer outputs (attention dropout is attention.dropout)
   attention::AttentionConfig attention;
   FeedForwardConfig feed_forward;
-  // Activation checkpointing: while gradients are recorded, each block keeps
-  // only its input and recomputes its activations in the backward pass
-  // (autograd::checkpoint), trading about one more forward pass of time for
-  // the memory of all but one block's activations. Outputs and gradients are
-  // the same bit for bit (dropout replays its masks; Performer's feature
-  // redraw state is rewound for the recomputation), except a cross-attention
-  // memory's gradient, whose per-block contributions are summed in another
-  // grouping (equal up to rounding).
-  bool checkpoint_layers = false;
+  // Each block keeps only its input and is recomputed in the backward pass
+  // (autograd::recompute): the same outputs and gradients, less memory.
+  bool recompute_layers = false;
 };
 
 // One block: self-attention, optional cross-attention to `memory`, feed-forward,
@@ -61,7 +55,7 @@ class TransformerBlock : public Module {
 
 // N blocks (and a final layer norm for pre-LN stacks). An encoder attends in
 // both directions; a decoder is the same stack called with a causal mask.
-// With config.checkpoint_layers every block is an autograd::checkpoint.
+// With config.recompute_layers every block is an autograd::recompute.
 class TransformerStack : public Module {
  public:
   TransformerStack(const TransformerConfig& config, Generator& init, DType dtype = DType::f32);
@@ -69,11 +63,11 @@ class TransformerStack : public Module {
                  const AttentionMask& memory_mask = {});
   void set_attention(const attention::AttentionConfig& config);
   void set_feed_forward(const FeedForwardConfig& config);
-  void set_checkpoint_layers(bool checkpoint_layers) { checkpoint_layers_ = checkpoint_layers; }
-  bool checkpoint_layers() const { return checkpoint_layers_; }
+  void set_recompute_layers(bool recompute_layers) { recompute_layers_ = recompute_layers; }
+  bool recompute_layers() const { return recompute_layers_; }
 
  private:
-  bool checkpoint_layers_;
+  bool recompute_layers_;
   std::vector<std::shared_ptr<TransformerBlock>> blocks_;
   std::shared_ptr<LayerNorm> final_norm_;
 };

@@ -1,5 +1,5 @@
-// Shared by the attention variants: checks, masks and dropout addressing for
-// one chunk of queries.
+// What the attention variants share (the analogue of ops/op_support.h):
+// input checks, masks and dropout addressing for one chunk of queries, and top-k selection.
 #pragma once
 
 #include "topkformer/attention/functional.h"
@@ -29,17 +29,13 @@ std::int64_t visible_keys(const AttentionShape& shape, const AttentionContext& c
 kernels::DropoutAddressing chunk_dropout(const AttentionShape& shape, std::int64_t first_query,
                                          std::int64_t count);
 
-}  // namespace topkformer::attention
-
-namespace topkformer::attention {
-
-// Selects the `chosen` largest entries of each row of scores [C, n] and
-// writes them into the first `chosen` columns of top_scores / top_keys
-// (views [C, >= chosen]; top_keys i32).
 // x itself when contiguous, else a recorded contiguous copy: the custom
 // functions read their inputs as dense arrays.
 Tensor contiguous_input(const Tensor& x);
 
+// Selects the `chosen` largest entries of each row of scores [C, n] and
+// writes them into the first `chosen` columns of top_scores / top_keys
+// (views [C, >= chosen]; top_keys i32).
 void keep_top_k(const Tensor& scores, std::int64_t chosen, const Tensor& top_scores,
                 const Tensor& top_keys);
 

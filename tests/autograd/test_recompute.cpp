@@ -1,4 +1,4 @@
-// checkpoint(fn, inputs): the same gradients as running fn directly (inputs
+// recompute(fn, inputs): the same gradients as running fn directly (inputs
 // and parameters captured by fn), fewer bytes kept alive by the forward pass,
 // and dropout inside fn replaying the mask of the forward pass.
 #include <gtest/gtest.h>
@@ -8,7 +8,7 @@
 
 #include "ops/grad_helpers.h"
 #include "test_util.h"
-#include "topkformer/autograd/checkpoint.h"
+#include "topkformer/autograd/recompute.h"
 #include "topkformer/autograd/tape.h"
 #include "topkformer/core/allocator.h"
 #include "topkformer/ops.h"
@@ -16,11 +16,11 @@
 namespace topkformer {
 namespace {
 
-using autograd::checkpoint;
-using autograd::CheckpointFunction;
+using autograd::recompute;
+using autograd::RecomputeFunction;
 using testing::max_abs_diff;
 
-class AutogradCheckpoint : public ::testing::Test {
+class AutogradRecompute : public ::testing::Test {
  protected:
   void SetUp() override {
     autograd::current_tape().clear();
@@ -59,7 +59,7 @@ std::vector<Tensor> grads_of(const std::vector<Tensor>& tensors) {
   return grads;
 }
 
-TEST_F(AutogradCheckpoint, GradientsMatchTheDirectRunIncludingCapturedParameters) {
+TEST_F(AutogradRecompute, GradientsMatchTheDirectRunIncludingCapturedParameters) {
   Generator generator(91);
   const Tensor x = testing::leaf({4, 5}, generator);
   const Tensor y = testing::leaf({4, 5}, generator);
@@ -70,18 +70,18 @@ TEST_F(AutogradCheckpoint, GradientsMatchTheDirectRunIncludingCapturedParameters
 
   autograd::backward(weighted_loss(block({x, y}), c0, c1));
   const std::vector<Tensor> direct = grads_of(leaves);
-  autograd::backward(weighted_loss(checkpoint(block, {x, y}), c0, c1));
-  const std::vector<Tensor> checkpointed = grads_of(leaves);
+  autograd::backward(weighted_loss(recompute(block, {x, y}), c0, c1));
+  const std::vector<Tensor> recomputed = grads_of(leaves);
 
   for (std::size_t i = 0; i < leaves.size(); ++i) {
     SCOPED_TRACE("leaf " + std::to_string(i));
     ASSERT_TRUE(direct[i].defined());
-    ASSERT_TRUE(checkpointed[i].defined());
-    EXPECT_LE(max_abs_diff(direct[i], checkpointed[i]), 1e-12);
+    ASSERT_TRUE(recomputed[i].defined());
+    EXPECT_LE(max_abs_diff(direct[i], recomputed[i]), 1e-12);
   }
 }
 
-TEST_F(AutogradCheckpoint, OnlyOneOutputUsed) {
+TEST_F(AutogradRecompute, OnlyOneOutputUsed) {
   // The unused output gets a zero seed in the recomputation.
   Generator generator(92);
   const Tensor x = testing::leaf({3, 5}, generator);
@@ -89,30 +89,30 @@ TEST_F(AutogradCheckpoint, OnlyOneOutputUsed) {
   const Block block{testing::leaf({5}, generator), testing::leaf({5}, generator)};
   autograd::backward(ops::sum(block({x, y})[1]));
   const std::vector<Tensor> direct = grads_of({x, y, block.w});
-  autograd::backward(ops::sum(checkpoint(block, {x, y})[1]));
-  const std::vector<Tensor> checkpointed = grads_of({x, y, block.w});
-  EXPECT_LE(max_abs_diff(direct[0], checkpointed[0]), 1e-12);
-  EXPECT_LE(max_abs_diff(direct[2], checkpointed[2]), 1e-12);
+  autograd::backward(ops::sum(recompute(block, {x, y})[1]));
+  const std::vector<Tensor> recomputed = grads_of({x, y, block.w});
+  EXPECT_LE(max_abs_diff(direct[0], recomputed[0]), 1e-12);
+  EXPECT_LE(max_abs_diff(direct[2], recomputed[2]), 1e-12);
   // y only feeds output 0, which is not in the loss: no gradient, or zeros.
   EXPECT_FALSE(direct[1].defined());
-  if (checkpointed[1].defined()) {
-    EXPECT_EQ(max_abs_diff(checkpointed[1], Tensor::zeros({3, 5}, DType::f64)), 0.0);
+  if (recomputed[1].defined()) {
+    EXPECT_EQ(max_abs_diff(recomputed[1], Tensor::zeros({3, 5}, DType::f64)), 0.0);
   }
 }
 
-TEST_F(AutogradCheckpoint, PassesGradcheckAsAnOp) {
+TEST_F(AutogradRecompute, PassesGradcheckAsAnOp) {
   Generator generator(93);
-  const CheckpointFunction fn = [](const std::vector<Tensor>& in) {
+  const RecomputeFunction fn = [](const std::vector<Tensor>& in) {
     return std::vector<Tensor>{ops::matmul(ops::gelu(in[0]), in[1])};
   };
   EXPECT_TRUE(testing::gradcheck_passes(
       [&](const auto& in) {
-        return checkpoint(fn, {in[0], in[1]})[0];
+        return recompute(fn, {in[0], in[1]})[0];
       },
       {testing::leaf({2, 3, 4}, generator), testing::transposed_leaf({4, 2}, generator)}));
 }
 
-TEST_F(AutogradCheckpoint, ParametersGetGradientsWhenNoInputRequiresGrad) {
+TEST_F(AutogradRecompute, ParametersGetGradientsWhenNoInputRequiresGrad) {
   // The first block of a model sees data that needs no gradient; the
   // parameters inside fn must still be trained.
   Generator generator(94);
@@ -122,14 +122,14 @@ TEST_F(AutogradCheckpoint, ParametersGetGradientsWhenNoInputRequiresGrad) {
   const std::vector<Tensor> direct = grads_of({block.w, block.b});
   ASSERT_TRUE(direct[0].defined());
 
-  const std::vector<Tensor> outputs = checkpoint(block, {data, data});
+  const std::vector<Tensor> outputs = recompute(block, {data, data});
   ASSERT_TRUE(outputs[0].requires_grad())
-      << "the checkpointed output does not require grad although fn uses parameters that do";
+      << "the recomputed output does not require grad although fn uses parameters that do";
   autograd::backward(ops::sum(outputs[0]));
-  const std::vector<Tensor> checkpointed = grads_of({block.w, block.b});
-  ASSERT_TRUE(checkpointed[0].defined());
-  EXPECT_LE(max_abs_diff(direct[0], checkpointed[0]), 1e-12);
-  EXPECT_LE(max_abs_diff(direct[1], checkpointed[1]), 1e-12);
+  const std::vector<Tensor> recomputed = grads_of({block.w, block.b});
+  ASSERT_TRUE(recomputed[0].defined());
+  EXPECT_LE(max_abs_diff(direct[0], recomputed[0]), 1e-12);
+  EXPECT_LE(max_abs_diff(direct[1], recomputed[1]), 1e-12);
 }
 
 // A deep chain whose activations dominate memory.
@@ -148,7 +148,7 @@ std::int64_t cpu_bytes() {
   return allocator_for(Device::cpu()).current_bytes();
 }
 
-TEST_F(AutogradCheckpoint, ForwardKeepsOnlyTheInputsAlive) {
+TEST_F(AutogradRecompute, ForwardKeepsOnlyTheInputsAlive) {
   Generator generator(95);
   Tensor x = Tensor::randn({elements}, generator, DType::f64).set_requires_grad(true);
   const std::int64_t start = cpu_bytes();
@@ -161,23 +161,23 @@ TEST_F(AutogradCheckpoint, ForwardKeepsOnlyTheInputsAlive) {
   direct_loss = Tensor();
 
   const std::int64_t before = cpu_bytes();
-  Tensor checkpointed_loss = ops::sum(checkpoint(deep_chain, {x})[0]);
-  const std::int64_t checkpointed_bytes = cpu_bytes() - before;
+  Tensor recomputed_loss = ops::sum(recompute(deep_chain, {x})[0]);
+  const std::int64_t recomputed_bytes = cpu_bytes() - before;
 
-  // Direct: every tanh output is saved. Checkpointed: nothing but scalars
+  // Direct: every tanh output is saved. Recomputed: nothing but scalars
   // (the output was dropped with its handle; the node saves only x).
   EXPECT_GE(direct_bytes, depth * activation_bytes);
-  EXPECT_LE(checkpointed_bytes, slack);
+  EXPECT_LE(recomputed_bytes, slack);
 
-  autograd::backward(checkpointed_loss);
+  autograd::backward(recomputed_loss);
   EXPECT_LE(max_abs_diff(direct_grad, x.grad()), 1e-12);
 }
 
-TEST_F(AutogradCheckpoint, DropoutInsideReplaysTheSameMask) {
+TEST_F(AutogradRecompute, DropoutInsideReplaysTheSameMask) {
   Generator generator(96);
   Tensor x = testing::leaf({4, 6}, generator);
   const Tensor c = Tensor::randn({4, 6}, generator, DType::f64);
-  const CheckpointFunction fn = [](const std::vector<Tensor>& in) {
+  const RecomputeFunction fn = [](const std::vector<Tensor>& in) {
     return std::vector<Tensor>{ops::dropout(ops::tanh(in[0]), 0.5)};  // default generator
   };
   const PhiloxState start{2024, 0};
@@ -189,14 +189,14 @@ TEST_F(AutogradCheckpoint, DropoutInsideReplaysTheSameMask) {
   x.zero_grad();
 
   default_generator().set_state(start);
-  const Tensor checkpointed_out = checkpoint(fn, {x})[0];
-  const Tensor loss = ops::sum(ops::mul(checkpointed_out, c));
+  const Tensor recomputed_out = recompute(fn, {x})[0];
+  const Tensor loss = ops::sum(ops::mul(recomputed_out, c));
   // Other random draws between forward and backward must not change the mask.
   Tensor::randn({16}, default_generator());
   const PhiloxState before_backward = default_generator().state();
   autograd::backward(loss);
 
-  EXPECT_EQ(max_abs_diff(direct_out, checkpointed_out), 0.0);
+  EXPECT_EQ(max_abs_diff(direct_out, recomputed_out), 0.0);
   EXPECT_LE(max_abs_diff(direct_grad, x.grad()), 1e-12);
   // The replay puts the generator back where it was.
   EXPECT_EQ(default_generator().state().seed, before_backward.seed);

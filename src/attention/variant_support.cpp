@@ -1,4 +1,4 @@
-#include "masking.h"
+#include "variant_support.h"
 
 #include "topkformer/ops/shape.h"
 
@@ -47,10 +47,6 @@ kernels::DropoutAddressing chunk_dropout(const AttentionShape& shape, std::int64
   addressing.row_words = shape.keys;
   return addressing;
 }
-
-}  // namespace topkformer::attention
-
-namespace topkformer::attention {
 
 Tensor contiguous_input(const Tensor& x) {
   return x.is_contiguous() ? x : ops::contiguous(x);

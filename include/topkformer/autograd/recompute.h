@@ -1,5 +1,5 @@
-// Gradient checkpointing: run a function without keeping its activations and
-// recompute them during the backward pass.
+// Activation recomputation (gradient checkpointing): run a function without keeping its activations
+// and recompute them during the backward pass.
 #pragma once
 
 #include <functional>
@@ -9,12 +9,12 @@
 
 namespace topkformer::autograd {
 
-using CheckpointFunction = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
+using RecomputeFunction = std::function<std::vector<Tensor>(const std::vector<Tensor>&)>;
 
 // Runs fn(inputs) with grad mode off, saving only `inputs` (and the state of
 // the default generator, so that dropout inside fn replays the same mask).
 // In the backward pass fn runs again on a private tape and is differentiated;
 // parameters that fn uses receive their gradients as usual.
-std::vector<Tensor> checkpoint(const CheckpointFunction& fn, const std::vector<Tensor>& inputs);
+std::vector<Tensor> recompute(const RecomputeFunction& fn, const std::vector<Tensor>& inputs);
 
 }  // namespace topkformer::autograd

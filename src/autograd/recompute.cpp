@@ -1,4 +1,4 @@
-#include "topkformer/autograd/checkpoint.h"
+#include "topkformer/autograd/recompute.h"
 
 #include "topkformer/autograd/function.h"
 
@@ -20,7 +20,7 @@ class GeneratorReplay {
 };
 }  // namespace
 
-std::vector<Tensor> checkpoint(const CheckpointFunction& fn, const std::vector<Tensor>& inputs) {
+std::vector<Tensor> recompute(const RecomputeFunction& fn, const std::vector<Tensor>& inputs) {
   const PhiloxState generator_state = default_generator().state();
   std::vector<Tensor> outputs;
   {
@@ -28,7 +28,7 @@ std::vector<Tensor> checkpoint(const CheckpointFunction& fn, const std::vector<T
     outputs = fn(inputs);
   }
   record(
-      "checkpoint", inputs, outputs,
+      "recompute", inputs, outputs,
       [fn, inputs, generator_state](const std::vector<Tensor>& grad_outputs) {
         std::vector<Tensor> leaves;
         for (const Tensor& input : inputs) {

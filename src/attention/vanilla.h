@@ -2,7 +2,7 @@
 // building block of the vanilla and chunked variants.
 #pragma once
 
-#include "masking.h"
+#include "variant_support.h"
 
 namespace topkformer::attention {
 
