@@ -1,7 +1,6 @@
-// `topkformer bench model`: an N-layer causal decoder (BERT-base sizes by
-// default) over increasing sequence lengths, forward + backward, per
-// attention variant, and per variant the longest length whose peak memory
-// fits a budget (the paper's Figure 3a).
+// `topkformer bench model`: an N-layer causal decoder over increasing lengths,
+// forward + backward per attention variant, and the longest length that fits
+// a memory budget (the paper's Figure 3a).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>

@@ -1,7 +1,6 @@
-// Shared by the `bench` commands (attention, ff, model, train): the options
-// the layer benchmarks share, random token ids, one measurement of a workload
-// (times over repeated runs after warm-up, the allocator's peak and reserved
-// bytes, the process's peak resident memory), and the output table / CSV.
+// Shared by the `bench` commands: common options, random token ids, one
+// measurement of a workload (times, allocator and resident peaks), and the
+// output table / CSV.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -1,8 +1,6 @@
-// `topkformer bench train`: steady-state training throughput of the model a
-// config describes, on synthetic batches of its shapes (random token ids, no
-// data files): forward + backward of every micro-batch, gradient clipping and
-// the optimizer update, timed after warm-up steps. The last line printed is
-// `N tokens/s`.
+// `topkformer bench train`: steady-state training throughput of a config's
+// model on synthetic batches (no data files), timed after warm-up steps; the
+// last line printed is `N tokens/s`.
 #include <cmath>
 #include <cstdio>
 #include <filesystem>

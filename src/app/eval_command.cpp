@@ -1,8 +1,6 @@
 // `topkformer eval`: evaluates a checkpoint on a split. The config defaults to
 // the one saved in the checkpoint; --set may swap the attention or
 // feed-forward variant (the weights are the same whatever the variant), e.g.
-// evaluate a model trained with vanilla attention using top-k attention, and
-// change evaluation keys; keys that change the architecture are refused.
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -18,6 +16,10 @@
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/trainer.h"
 #include "train/run_log.h"
+
+// Note [eval command]
+// evaluate a model trained with vanilla attention using top-k attention, and
+// change evaluation keys; keys that change the architecture are refused.
 
 namespace topkformer::app {
 namespace {

@@ -1,8 +1,6 @@
-// `topkformer train`: trains from a config into a run directory. SIGINT,
-// SIGTERM, SIGHUP (a closed terminal), SIGQUIT and SIGUSR1 (what mpirun
-// forwards) finish the current step (or cut an evaluation short), save a
-// checkpoint and exit 0, so that `--resume auto` continues exactly; a second
-// signal exits at once.
+// `topkformer train`: trains from a config into a run directory; a stop
+// signal saves a checkpoint and exits 0.
+// See Note [stop signals].
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -16,6 +14,12 @@
 #include "topkformer/core/device.h"
 #include "topkformer/dist/communicator.h"
 #include "topkformer/train/trainer.h"
+
+// Note [stop signals]
+// SIGINT, SIGTERM, SIGHUP (a closed terminal), SIGQUIT and SIGUSR1 (what
+// mpirun forwards) finish the current step (or cut an evaluation short), save
+// a checkpoint and exit 0, so that `--resume auto` continues exactly; a
+// second signal exits at once.
 
 namespace topkformer::app {
 namespace {

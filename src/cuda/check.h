@@ -1,5 +1,10 @@
 // Error checks for CUDA calls (CUDA builds only; host code and .cu files alike).
-//
+// See Note [CUDA errors].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+// Note [CUDA errors]
 //   TKF_CUDA_CHECK(cudaMalloc(&ptr, bytes));
 //   kernel<<<blocks, threads, 0, stream>>>(...);
 //   TKF_CUDA_CHECK_LAUNCH();
@@ -12,9 +17,6 @@
 // Errors from kernels surface at the next call that synchronizes (or at the
 // next TKF_CUDA_CHECK_LAUNCH); a kernel fault leaves the CUDA context unusable
 // and every later call fails with the same error.
-#pragma once
-
-#include <cuda_runtime_api.h>
 
 namespace topkformer::cuda::detail {
 

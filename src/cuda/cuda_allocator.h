@@ -1,5 +1,17 @@
 // The caching allocator for one GPU (CUDA builds only).
-//
+// See Note [caching allocator].
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "topkformer/core/allocator.h"
+
+// Note [caching allocator]
 // Requests are rounded up to a size class (size_class in allocator.h: a
 // multiple of 512 bytes below 1 MiB, 1/8 of the power of two above) and
 // served from the cache of freed blocks of that class; cudaMalloc is called
@@ -14,16 +26,6 @@
 // reserved bytes are the bytes cudaMalloc'd and held (live blocks at their
 // class size plus the cache), the counterpart of PyTorch's
 // memory_reserved(); peak_reserved_bytes() that of max_memory_reserved().
-#pragma once
-
-#include <cstddef>
-#include <cstdint>
-#include <mutex>
-#include <string>
-#include <unordered_map>
-#include <vector>
-
-#include "topkformer/core/allocator.h"
 
 namespace topkformer::cuda {
 

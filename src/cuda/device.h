@@ -1,5 +1,13 @@
 // CUDA devices and their streams (CUDA builds only).
-//
+// See Note [one stream per device].
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+// Note [one stream per device]
 // Every kernel and every copy the framework issues for device N goes on
 // stream(N): one stream per device, created on first use, so work on a device
 // runs in the order it was issued and a block freed to the caching allocator
@@ -9,12 +17,6 @@
 // synchronous cudaMemcpy that lands on stream 0 by mistake is serialised with
 // our work instead of racing it. Host code that reads device memory must
 // synchronize first; the copies in copy.h do.
-#pragma once
-
-#include <cuda_runtime_api.h>
-
-#include <cstdint>
-#include <string>
 
 namespace topkformer::cuda {
 

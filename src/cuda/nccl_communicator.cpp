@@ -1,6 +1,19 @@
 // The NCCL backend of dist::Communicator (builds with CUDA and MPI only).
-//
-// Design:
+// See Note [NCCL communicator].
+#include <nccl.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "cuda/check.h"
+#include "cuda/device.h"
+#include "dist/mpi_runtime.h"
+#include "dist/nccl_communicator.h"
+#include "topkformer/core/error.h"
+#include "topkformer/kernels/backend.h"
+
+// Note [NCCL communicator]
 // - It wraps the MPI communicator (make_mpi_communicator()): MPI starts the
 //   processes and gives rank, world size and local rank. Rank 0 calls
 //   ncclGetUniqueId and broadcasts the id's bytes to the others as a u8 CPU
@@ -30,18 +43,6 @@
 //   ending the process frees the GPU context, kernels and all.
 // - Dtypes: f32, f64, i32, i64, u8.
 // An NCCL failure throws Error naming the call and NCCL's error string.
-#include <nccl.h>
-
-#include <cstring>
-#include <memory>
-#include <string>
-
-#include "cuda/check.h"
-#include "cuda/device.h"
-#include "dist/mpi_runtime.h"
-#include "dist/nccl_communicator.h"
-#include "topkformer/core/error.h"
-#include "topkformer/kernels/backend.h"
 
 namespace topkformer::cuda::detail {
 

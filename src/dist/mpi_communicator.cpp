@@ -1,8 +1,6 @@
-// The MPI backend: CPU tensors, MPI_COMM_WORLD. MPI's error handler is set to
-// return, so a failing call becomes an Error naming the call instead of
-// killing the process without a word. Collectives are nonblocking calls
-// waited for by wait_for_collective, so that a rank that never joins (stopped,
-// hung) ends the job after runtime.collective_timeout instead of holding it.
+// The MPI backend: CPU tensors, MPI_COMM_WORLD; failing calls are Errors
+// and a rank that never joins ends the job after the collective timeout.
+// See Note [MPI communicator].
 #include "build_config.h"
 #include "mpi_runtime.h"
 #include "topkformer/core/error.h"
@@ -19,6 +17,13 @@
 #include <vector>
 
 #include "topkformer/kernels/backend.h"
+
+// Note [MPI communicator]
+// MPI's error handler is set to return, so a failing call becomes an Error
+// naming the call instead of killing the process without a word. Collectives
+// are nonblocking calls waited for by wait_for_collective, so that a rank
+// that never joins (stopped, hung) ends the job after
+// runtime.collective_timeout instead of holding it.
 
 namespace topkformer::dist {
 namespace {

@@ -1,7 +1,5 @@
-// Keeping the ranks of a data-parallel run in agreement: what rank 0 alone
-// decides or loads (the initial weights, a checkpoint) is broadcast, and
-// what each rank measures on its shard (loss, counts, evaluation sums) is
-// added up, so every rank takes the same decisions.
+// Keeping the ranks of a data-parallel run in agreement: what rank 0 decides
+// or loads is broadcast, and what each rank measures on its shard is added up.
 #pragma once
 
 #include "topkformer/dist/communicator.h"

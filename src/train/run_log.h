@@ -1,8 +1,6 @@
-// Where a run reports: spdlog to the console and RUN/train.log (as the
-// default logger while the run lasts, so every component's messages land in
-// the log), and RUN/metrics.jsonl, one JSON object per line. In a
-// data-parallel run rank 0 reports; the other ranks only print their
-// warnings and errors, marked with their rank.
+// Where a run reports: spdlog to the console and RUN/train.log, and
+// RUN/metrics.jsonl, one JSON object per line; rank 0 reports.
+// See Note [run log].
 #pragma once
 
 #include <filesystem>
@@ -15,6 +13,11 @@
 
 #include "topkformer/core/error.h"
 #include "train/file_io.h"
+
+// Note [run log]
+// spdlog is the default logger while the run lasts, so every component's
+// messages land in the log. In a data-parallel run the other ranks only print
+// their warnings and errors, marked with their rank.
 
 namespace topkformer::train {
 

@@ -1,9 +1,6 @@
 // The attention variants as differentiable functions of q [B, H, Lq, d],
 // k [B, H, Lk, d] and v [B, H, Lk, d], returning [B, H, Lq, d].
-//
-// Key j is visible to query i when j < key_lengths[b] and, if causal,
-// j <= i + (Lk - Lq) (the last query sees every key). A query that sees no
-// key gets a zero output.
+// See Note [attention visibility].
 #pragma once
 
 #include <string>
@@ -11,6 +8,11 @@
 #include "topkformer/attention/config.h"
 #include "topkformer/core/rng.h"
 #include "topkformer/core/tensor.h"
+
+// Note [attention visibility]
+// Key j is visible to query i when j < key_lengths[b] and, if causal,
+// j <= i + (Lk - Lq) (the last query sees every key). A query that sees no
+// key gets a zero output.
 
 namespace topkformer::attention {
 

@@ -1,10 +1,5 @@
 // How ops join the tape.
-//
-// Built-in ops compute their outputs with kernels and then call record() with
-// a backward lambda that captures what it needs (the saved tensors). Custom
-// functions (the attention variants) subclass Function: forward() computes
-// the outputs and keeps what backward() needs as members; apply() runs it and
-// records it.
+// See Note [custom functions].
 #pragma once
 
 #include <memory>
@@ -12,6 +7,13 @@
 #include <vector>
 
 #include "topkformer/autograd/tape.h"
+
+// Note [custom functions]
+// Built-in ops compute their outputs with kernels and then call record() with
+// a backward lambda that captures what it needs (the saved tensors). Custom
+// functions (the attention variants) subclass Function: forward() computes
+// the outputs and keeps what backward() needs as members; apply() runs it and
+// records it.
 
 namespace topkformer::autograd {
 

@@ -1,11 +1,5 @@
 // Reverse-mode automatic differentiation on a tape.
-//
-// Differentiable ops append a Node to the current tape, in execution order,
-// when grad mode is on and an input requires gradients. backward() replays the
-// tape in reverse: each node turns the gradients of its outputs into
-// gradients of its inputs, which are summed into leaf tensors' grad(). A
-// node's saved tensors live in its backward function, which is destroyed as
-// soon as it has run, so activations are freed during the backward pass.
+// See Note [the tape].
 #pragma once
 
 #include <cstdint>
@@ -16,6 +10,14 @@
 
 #include "topkformer/autograd/grad_mode.h"
 #include "topkformer/core/tensor.h"
+
+// Note [the tape]
+// Differentiable ops append a Node to the current tape, in execution order,
+// when grad mode is on and an input requires gradients. backward() replays the
+// tape in reverse: each node turns the gradients of its outputs into
+// gradients of its inputs, which are summed into leaf tensors' grad(). A
+// node's saved tensors live in its backward function, which is destroyed as
+// soon as it has run, so activations are freed during the backward pass.
 
 namespace topkformer::autograd {
 

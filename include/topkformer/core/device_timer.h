@@ -1,13 +1,17 @@
-// Times the work a program queues on a device. On the CPU that is wall-clock
-// time. On a GPU, kernels run asynchronously, so a host clock would time the
-// launches: the timer records CUDA events on the device's stream around the
-// work and stop() waits for the second one, so it reports the GPU's own time
-// for exactly the work queued in between.
+// Times the work a program queues on a device: wall-clock time on the CPU,
+// CUDA events around the work on a GPU.
+// See Note [device timing].
 #pragma once
 
 #include <chrono>
 
 #include "topkformer/core/device.h"
+
+// Note [device timing]
+// GPU kernels run asynchronously, so a host clock would time the launches:
+// the timer records CUDA events on the device's stream around the work and
+// stop() waits for the second one, so it reports the GPU's own time for
+// exactly the work queued in between.
 
 namespace topkformer {
 

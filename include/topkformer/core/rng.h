@@ -1,14 +1,16 @@
 // Philox4x32-10 counter-based random numbers (Salmon et al., SC'11).
-//
-// A stream is addressed by (seed, offset): word n of stream `seed` is lane n%4
-// of Philox(counter = n/4, key = seed). Nothing but those two integers is
-// state, so a stream is replayable (dropout inside a recomputed chunk), is
-// checkpointed as two integers, and the CUDA backend produces the same words.
+// See Note [Philox streams].
 #pragma once
 
 #include <array>
 #include <cmath>
 #include <cstdint>
+
+// Note [Philox streams]
+// A stream is addressed by (seed, offset): word n of stream `seed` is lane n%4
+// of Philox(counter = n/4, key = seed). Nothing but those two integers is
+// state, so a stream is replayable (dropout inside a recomputed chunk), is
+// checkpointed as two integers, and the CUDA backend produces the same words.
 
 namespace topkformer {
 

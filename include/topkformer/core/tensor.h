@@ -1,9 +1,5 @@
 // Tensor: a strided view of shared device storage.
-//
-// A Tensor is a handle: copies share the same tensor. Views (reshape of
-// contiguous data, narrow, slice, transpose, permute, expand) share storage
-// with their base and copy nothing. The methods here do not record autograd
-// nodes; the differentiable versions live in topkformer/ops.
+// See Note [tensor handles].
 #pragma once
 
 #include <algorithm>
@@ -20,6 +16,12 @@
 #include "topkformer/core/rng.h"
 #include "topkformer/core/shape.h"
 #include "topkformer/core/storage.h"
+
+// Note [tensor handles]
+// A Tensor is a handle: copies share the same tensor. Views (reshape of
+// contiguous data, narrow, slice, transpose, permute, expand) share storage
+// with their base and copy nothing. The methods here do not record autograd
+// nodes; the differentiable versions live in topkformer/ops.
 
 namespace topkformer {
 

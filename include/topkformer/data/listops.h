@@ -1,9 +1,6 @@
 // ListOps (Nangia & Bowman 2018) as the Long Range Arena generates it: nested
 // MIN, MAX, MED (median) and SM (sum modulo 10) over single digits, written
 // in LRA's text form, e.g. `( ( ( [MAX 2 ) 9 ) ] )` (= 9).
-//
-// The rules follow LRA's lra_benchmarks/data/listops.py; the random numbers
-// are Philox words, so a seed gives the same files on every machine.
 #pragma once
 
 #include <cstdint>
@@ -11,6 +8,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+// Note [ListOps generation]
+// The rules follow LRA's lra_benchmarks/data/listops.py; the random numbers
+// are Philox words, so a seed gives the same files on every machine.
 
 namespace topkformer::data {
 

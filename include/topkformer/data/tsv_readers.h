@@ -1,6 +1,14 @@
 // Readers of the tab-separated files of the LRA text tasks. They return raw
 // records (text and integer label); tokenization is separate (dataset.h).
-//
+// See Note [TSV lines].
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+// Note [TSV lines]
 // Fields are split on tabs only: no quoting, as LRA reads them. Lines may end
 // in LF or CRLF; empty lines are not records and are passed over. A bad line
 // (wrong number of columns, a label that is not an integer in range, a
@@ -8,12 +16,6 @@
 // Error naming `path:line`, or, with skip_bad_lines, is counted and skipped.
 // A missing or unreadable file, a wrong header and a file without records are
 // always Errors.
-#pragma once
-
-#include <cstdint>
-#include <filesystem>
-#include <string>
-#include <vector>
 
 namespace topkformer::data {
 

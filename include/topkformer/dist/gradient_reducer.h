@@ -1,13 +1,16 @@
 // Averages the parameters' gradients across the ranks of a data-parallel job.
-// Gradients are packed into a few large buckets (one collective per bucket
-// instead of one per parameter: the per-call latency is paid a few times,
-// not hundreds of times per step).
+// See Note [gradient buckets].
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "topkformer/dist/communicator.h"
+
+// Note [gradient buckets]
+// Gradients are packed into a few large buckets (one collective per bucket
+// instead of one per parameter: the per-call latency is paid a few times,
+// not hundreds of times per step).
 
 namespace topkformer::dist {
 

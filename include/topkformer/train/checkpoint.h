@@ -1,11 +1,6 @@
-// Checkpoints of a run: RUN/checkpoints/step_NNNNNNN/ holding
-// model.safetensors (parameters and buffers by dotted name),
-// optimizer.safetensors (moments, step count), state.yaml (where the run is)
-// and config.yaml (the effective config).
-//
-// A checkpoint is written to a temporary folder beside the others, flushed,
-// then renamed into place: a crash or kill during a save leaves the previous
-// checkpoints intact, and a folder named step_* is always complete.
+// Checkpoints of a run: RUN/checkpoints/step_NNNNNNN/ with model.safetensors,
+// optimizer.safetensors, state.yaml and config.yaml, written atomically.
+// See Note [atomic checkpoints].
 #pragma once
 
 #include <cstdint>
@@ -17,6 +12,14 @@
 #include "topkformer/core/rng.h"
 #include "topkformer/data/batcher.h"
 #include "topkformer/nn/module.h"
+
+// Note [atomic checkpoints]
+// model.safetensors holds parameters and buffers by dotted name,
+// optimizer.safetensors the moments and step count, state.yaml where the run
+// is and config.yaml the effective config. A checkpoint is written to a
+// temporary folder beside the others, flushed, then renamed into place: a
+// crash or kill during a save leaves the previous checkpoints intact, and a
+// folder named step_* is always complete.
 
 namespace topkformer::train {
 

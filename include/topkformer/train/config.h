@@ -1,10 +1,6 @@
 // The experiment config: one YAML file with the sections model, attention,
-// feedforward, data, optimizer, schedule, train, eval and runtime. Every key
-// has a type, a default and a documented meaning (docs/config.md); the file
-// and `--set section.key=value` overrides are validated against that schema,
-// and an unknown key, a wrong type or an out-of-range value is an Error of the
-// form `configs/x.yaml:12: attention.kind: expected one of
-// vanilla|chunked|topk|performer, got 'topK'`.
+// feedforward, data, optimizer, schedule, train, eval and runtime.
+// See Note [config types].
 #pragma once
 
 #include <cstdint>
@@ -15,6 +11,13 @@
 #include "topkformer/models/models.h"
 #include "topkformer/optim/optimizer.h"
 #include "topkformer/optim/schedule.h"
+
+// Note [config types]
+// Every key has a type, a default and a documented meaning (docs/config.md);
+// the file and `--set section.key=value` overrides are validated against that
+// schema, and an unknown key, a wrong type or an out-of-range value is an
+// Error of the form `configs/x.yaml:12: attention.kind: expected one of
+// vanilla|chunked|topk|performer, got 'topK'`.
 
 namespace topkformer::train {
 

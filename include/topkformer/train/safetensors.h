@@ -1,12 +1,6 @@
-// The safetensors file format (https://huggingface.co/docs/safetensors), which
-// every safetensors reader opens: an 8-byte little-endian header size, a JSON
-// header mapping each tensor name to {dtype, shape, data_offsets} plus a
-// `__metadata__` map of strings, then the raw little-endian data.
-//
-// Our writer adds to `__metadata__` the framework version and a checksum of
-// every tensor's bytes and of the header itself, so the reader detects a
-// corrupt file (any changed byte) and names the tensor that is damaged. The
-// layout and the checksum are described in docs/checkpoints.md.
+// The safetensors file format (https://huggingface.co/docs/safetensors), with
+// a checksum of every tensor and of the header in `__metadata__`.
+// See Note [safetensors checksums].
 #pragma once
 
 #include <filesystem>
@@ -14,6 +8,15 @@
 #include <string>
 
 #include "topkformer/nn/module.h"
+
+// Note [safetensors checksums]
+// The format every safetensors reader opens: an 8-byte little-endian header
+// size, a JSON header mapping each tensor name to {dtype, shape,
+// data_offsets} plus a `__metadata__` map of strings, then the raw
+// little-endian data. Our writer adds to `__metadata__` the framework version
+// and a checksum of every tensor's bytes and of the header itself, so the
+// reader detects a corrupt file (any changed byte) and names the tensor that
+// is damaged. docs/checkpoints.md describes the layout and the checksum.
 
 namespace topkformer::train {
 
