@@ -6,12 +6,6 @@
 
 namespace topkformer::models {
 
-Pooling parse_pooling(const std::string& name) {
-  if (name == "cls") return Pooling::cls;
-  if (name == "mean") return Pooling::mean;
-  throw Error("model.pooling: expected one of cls|mean, got '" + name + "'");
-}
-
 SequenceEncoder::SequenceEncoder(const ModelConfig& config, bool causal, Generator& init)
     : causal_(causal),
       embedding_scale_(config.scale_embeddings ? std::sqrt(double(config.transformer.d_model))
@@ -51,8 +45,9 @@ Tensor pool(const Tensor& states, const Tensor& lengths, Pooling pooling) {
     const std::int64_t count = std::clamp<std::int64_t>(valid[b], 1, length);
     for (std::int64_t i = 0; i < count; ++i) weights[b * length + i] = 1.0 / double(count);
   }
-  const Tensor weight_tensor =
-      Tensor::from_vector<double>({batch, 1, length}, weights).to(states.dtype()).to(states.device());
+  const Tensor weight_tensor = Tensor::from_vector<double>({batch, 1, length}, weights)
+                                   .to(states.dtype())
+                                   .to(states.device());
   return ops::reshape(ops::matmul(weight_tensor, states), {batch, states.size(2)});
 }
 

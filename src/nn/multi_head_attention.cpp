@@ -105,6 +105,8 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& memory,
       }
       attended = attention::performer_attention(q, k, v, context, features_);
       break;
+    case AttentionKind::count:
+      throw Error("MultiHeadAttention: count is not an attention kind");
   }
   // [B, H, L, dh] -> [B, L, H * dh]
   const Tensor merged = ops::reshape(ops::contiguous(ops::transpose(attended, 1, 2)),

@@ -35,7 +35,7 @@ nn::TransformerConfig small_config(AttentionKind kind, bool checkpoint_layers) {
   config.attention.chunk_size = 4;
   config.attention.num_features = 8;
   config.attention.feature_redraw_interval = 1;  // a new draw every training call
-  config.feed_forward.activation = attention::Activation::gelu;
+  config.feed_forward.activation = nn::Activation::gelu;
   config.checkpoint_layers = checkpoint_layers;
   return config;
 }
@@ -79,8 +79,7 @@ StepResult train_steps(nn::TransformerStack& stack, int steps) {
 }
 
 TEST(CheckpointLayers, SameOutputsAndGradientsBitForBit) {
-  for (AttentionKind kind : {AttentionKind::vanilla, AttentionKind::chunked, AttentionKind::topk,
-                             AttentionKind::performer}) {
+  for (AttentionKind kind : all_values<AttentionKind>()) {
     SCOPED_TRACE(attention::attention_kind_name(kind));
     Generator init_plain(5), init_checkpointed(5);
     nn::TransformerStack plain(small_config(kind, false), init_plain);

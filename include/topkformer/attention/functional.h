@@ -11,6 +11,10 @@
 #include "topkformer/core/rng.h"
 #include "topkformer/core/tensor.h"
 
+namespace topkformer::kernels {
+enum class UnaryOp;  // kernels/backend.h
+}  // namespace topkformer::kernels
+
 namespace topkformer::attention {
 
 struct AttentionContext {
@@ -49,18 +53,15 @@ Tensor topk_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 Tensor performer_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionContext& context, const Tensor& projection);
 
-enum class Activation { relu, gelu };
-Activation parse_activation(const std::string& name);  // "relu" | "gelu"
-
 // The feed-forward layer cast as attention (paper Eq. 3): queries are the
 // rows of x [N, D], keys the rows of w1 [F, D] (plus the per-key bias b1 [F]),
 // values the columns of w2 [D, F]. Each token keeps its top_k largest scores
-// (clamped to F), computed chunk_size tokens at a time; the activation is
-// applied to those only, and out = sum_j act(s_j) w2[:, idx_j] by gathers.
-// The backward pass uses the saved [N, top_k] scores and indices and
-// produces the weight gradients by scatter-adds.
+// (clamped to F), computed chunk_size tokens at a time; the activation (an
+// op with a derivative kernel: relu, gelu_erf, ...) is applied to those only,
+// and out = sum_j act(s_j) w2[:, idx_j] by gathers. The backward pass uses the saved [N, top_k]
+// scores and indices and produces the weight gradients by scatter-adds.
 Tensor topk_feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2,
-                         std::int64_t top_k, std::int64_t chunk_size, Activation activation);
+                         std::int64_t top_k, std::int64_t chunk_size, kernels::UnaryOp activation);
 
 // Draws [num_features, head_dim] orthogonal random features: blocks of
 // head_dim orthogonal rows, each row scaled to the norm of a Gaussian vector.
