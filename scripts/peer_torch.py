@@ -26,8 +26,8 @@ process' resident-set high-water mark over the timed runs above the resident
 size before them (Linux /proc/self/clear_refs); glibc keeps freed memory, so
 it is a coarse figure.
 
-Needs the Debian package python3-torch (and python3-yaml for --lm-config); see
-docs/plots.md.
+Needs the Debian package python3-torch, and for lm a built topkformer (--tool),
+which prints --lm-config's effective config; see docs/plots.md.
 """
 
 import argparse
@@ -49,6 +49,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from effective_config import effective_config  # noqa: E402
 
 # The columns of `topkformer bench attention` and `bench train`, then threads.
 MEASURED = ["time_median_s", "time_min_s", "time_max_s", "peak_bytes", "peak_reserved_bytes",
@@ -274,62 +276,38 @@ class LanguageModel(nn.Module):
 
 
 def lm_settings(args):
-    """The LM's shape and optimiser: the defaults of lm_small.yaml, or read from --lm-config."""
-    settings = dict(vocab=16384, length=512, batch=8, d_model=256, heads=4, d_ff=1024, layers=4,
-                    activation="gelu", tied=False, learning_rate=1e-3, weight_decay=0.01,
-                    beta1=0.9, beta2=0.999, eps=1e-8, clip_norm=1.0, max_length=0,
-                    segment_length=1024)
-    if args.lm_config:
-        import yaml  # python3-yaml
-
-        with open(args.lm_config) as handle:
-            config = yaml.safe_load(handle) or {}
-        model = config.get("model", {}) or {}
-        data = config.get("data", {}) or {}
-        train = config.get("train", {}) or {}
-        optimizer = config.get("optimizer", {}) or {}
-        feed_forward = config.get("feedforward", {}) or {}
-        evaluation = config.get("eval", {}) or {}
-        for key in ("d_model", "heads", "d_ff", "layers", "max_length"):
-            if key in model:
-                settings[key] = int(model[key])
-        if "tie_embeddings" in model:
-            settings["tied"] = bool(model["tie_embeddings"])
-        attention = config.get("attention", {}) or {}
-        differences = []
-        if model.get("pre_layer_norm") is False:
-            differences.append("post-LN")
-        if model.get("positions", "learned") != "learned":
-            differences.append(f"positions {model['positions']}")
-        if attention.get("kind", "vanilla") != "vanilla":
-            differences.append(f"attention {attention['kind']}")
-        if feed_forward.get("kind", "dense") != "dense":
-            differences.append(f"feed-forward {feed_forward['kind']}")
-        if float(model.get("dropout", 0.0)) > 0 or float(attention.get("dropout", 0.0)) > 0:
-            differences.append("dropout")
-        if int(train.get("accumulation", 1)) != 1:
-            differences.append("gradient accumulation")
-        if train.get("recompute_layers") or train.get("checkpoint_layers"):
-            differences.append("activation recomputation")
-        if differences:
-            print(f"peer_torch: {args.lm_config} has {', '.join(differences)}; the PyTorch twin "
-                  "is pre-LN, learned positions, vanilla attention, dense feed-forward, no "
-                  "dropout, no accumulation or checkpointing", file=sys.stderr)
-        for source in (model, data):
-            for key in ("vocab_size", "vocab"):
-                if isinstance(source.get(key), int):
-                    settings["vocab"] = source[key]
-        if "max_length" in data:
-            settings["length"] = int(data["max_length"])
-        if "segment_length" in evaluation:
-            settings["segment_length"] = int(evaluation["segment_length"])
-        if "batch_size" in train:
-            settings["batch"] = int(train["batch_size"])
-        if "activation" in feed_forward:
-            settings["activation"] = feed_forward["activation"]
-        for key in ("learning_rate", "weight_decay", "beta1", "beta2", "eps", "clip_norm"):
-            if key in optimizer:
-                settings[key] = float(optimizer[key])
+    """The LM's shape and optimiser: the effective config of --lm-config (lm_small.yaml), as
+    `topkformer config` (--tool) prints it, then the --lm-* options. The vocabulary is bench
+    train's --vocab-size default (a config's comes from its tokenizer)."""
+    c = effective_config(args.tool, args.lm_config)
+    settings = dict(vocab=16384, length=int(c["data.max_length"]),
+                    batch=int(c["train.batch_size"]), d_model=int(c["model.d_model"]),
+                    heads=int(c["model.heads"]), d_ff=int(c["model.d_ff"]),
+                    layers=int(c["model.layers"]), activation=c["feedforward.activation"],
+                    tied=c["model.tie_embeddings"] == "true",
+                    max_length=int(c["model.max_length"]),
+                    segment_length=int(c["eval.segment_length"]))
+    for key in ("learning_rate", "weight_decay", "beta1", "beta2", "eps", "clip_norm"):
+        settings[key] = float(c[f"optimizer.{key}"])
+    differences = []
+    if c["model.pre_layer_norm"] == "false":
+        differences.append("post-LN")
+    if c["model.positions"] != "learned":
+        differences.append(f"positions {c['model.positions']}")
+    if c["attention.kind"] != "vanilla":
+        differences.append(f"attention {c['attention.kind']}")
+    if c["feedforward.kind"] != "dense":
+        differences.append(f"feed-forward {c['feedforward.kind']}")
+    if float(c["model.dropout"]) > 0 or float(c["attention.dropout"]) > 0:
+        differences.append("dropout")
+    if int(c["train.accumulation"]) != 1:
+        differences.append("gradient accumulation")
+    if c["train.recompute_layers"] == "true":
+        differences.append("activation recomputation")
+    if differences:
+        print(f"peer_torch: {args.lm_config} has {', '.join(differences)}; the PyTorch twin "
+              "is pre-LN, learned positions, vanilla attention, dense feed-forward, no "
+              "dropout, no accumulation or recomputation", file=sys.stderr)
     if args.lm_vocab:
         settings["vocab"] = args.lm_vocab
     if args.lm_batch:
@@ -388,7 +366,7 @@ def bench_lm(args):
     ordered = sorted(seconds)
     tokens_per_step = s["batch"] * s["length"]
     if args.lm_csv:
-        name = os.path.splitext(os.path.basename(args.lm_config))[0] if args.lm_config else "lm"
+        name = os.path.splitext(os.path.basename(args.lm_config))[0]
         write_csv(args.lm_csv, LM_COLUMNS, [{
             "config": name, "task": "lm", "layers": s["layers"], "d_model": s["d_model"],
             "heads": s["heads"], "d_ff": s["d_ff"], "attention": "torch", "batch": s["batch"],
@@ -434,8 +412,10 @@ def main():
                         help="lm: untimed steps first (default 3 as bench train)")
     parser.add_argument("--lm-csv", help="lm: also write the row (bench train's columns, "
                                          "with the allocator peak of one more step) to this CSV")
-    parser.add_argument("--lm-config", help="lm: read the shape from this topkformer YAML "
-                                            "(e.g. configs/bench/lm_small.yaml)")
+    parser.add_argument("--lm-config", default="configs/bench/lm_small.yaml",
+                        help="lm: the topkformer config whose shape and optimiser to build")
+    parser.add_argument("--tool", default="build/src/topkformer",
+                        help="lm: the topkformer binary that reads --lm-config")
     parser.add_argument("--lm-vocab", type=int, help="lm: vocabulary size (default 16384)")
     parser.add_argument("--lm-batch", type=int, help="lm: sequences per step (default 8)")
     parser.add_argument("--lm-length", type=int, help="lm: tokens per sequence (default 512)")

@@ -51,7 +51,8 @@ def integers(text):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, help="checkpoint folder or run directory")
-    parser.add_argument("--split", default="test", choices=["valid", "test"])
+    parser.add_argument("--split", default="test",
+                        help="the split to evaluate (topkformer eval names the valid ones)")
     parser.add_argument("--tool", default="build/src/topkformer")
     parser.add_argument("--k", type=integers, default=integers("4,8,16,32,64,128"),
                         help="top-k attention k values")

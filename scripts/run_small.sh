@@ -56,5 +56,5 @@ for task in imdb imdb_bytes lm listops; do
   ((${#dirs[@]} > 0)) || continue
   /usr/bin/python3 scripts/plot_runs.py "${dirs[@]}" \
     --out "docs/figures/small_$task.png" --title "configs/small/${task}_*.yaml on the CPU"
-  /usr/bin/python3 scripts/summarize_runs.py "${dirs[@]}"
+  /usr/bin/python3 scripts/summarize_runs.py --tool "$tool" "${dirs[@]}"
 done

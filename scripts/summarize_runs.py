@@ -7,15 +7,17 @@ those; a plug-and-play table may add smaller ones), the wall time and the peaks.
 
     python3 scripts/summarize_runs.py runs/small/imdb_vanilla runs/small/imdb_topk ...
 
-Reads RUN/metrics.jsonl, RUN/eval.jsonl, RUN/config.yaml and, when present,
-RUN/time.txt (GNU time's "S s wall, K KiB peak resident", as
-scripts/run_small.sh writes it). Standard library only.
+Reads RUN/metrics.jsonl, RUN/eval.jsonl, RUN/config.yaml (through `topkformer
+config`, --tool) and, when present, RUN/time.txt (GNU time's "S s wall, K KiB
+peak resident", as scripts/run_small.sh writes it). Standard library only.
 """
 
 import argparse
 import json
 import pathlib
 import re
+
+from effective_config import effective_config
 
 
 def read_jsonl(path):
@@ -24,13 +26,12 @@ def read_jsonl(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def attention_label(run):
-    """The attention section of the effective config, e.g. 'topk k=128'."""
-    text = (run / "config.yaml").read_text()
-    section = re.search(r"^attention:\n((?:  .*\n)+)", text, re.M).group(1)
-    values = dict(re.findall(r"^  (\w+): (\S+)", section, re.M))
-    kind = values["kind"]
-    extra = {"topk": f" k={values.get('k')}", "performer": f" {values.get('num_features')} features"}
+def attention_label(run, tool):
+    """The attention variant of the run's effective config, e.g. 'topk k=128'."""
+    config = effective_config(tool, run / "config.yaml")
+    kind = config["attention.kind"]
+    extra = {"topk": f" k={config['attention.k']}",
+             "performer": f" {config['attention.num_features']} features"}
     return kind + extra.get(kind, "")
 
 
@@ -40,7 +41,7 @@ def metric_of(record):
     return "perplexity", record["perplexity"]
 
 
-def summarize(run):
+def summarize(run, tool):
     metrics = read_jsonl(run / "metrics.jsonl")
     trained = [m for m in metrics if m.get("type") == "train"]
     evals = [m for m in metrics if m.get("type") == "eval"]
@@ -60,15 +61,16 @@ def summarize(run):
     peak = max(m["peak_bytes"] for m in trained) / 2**20
     test_text = (f"{metric_of(test)[1]:.4f} ({test['examples']} examples, step {test['step']})"
                  if test else "not evaluated")
-    return (f"| {run.name} | {attention_label(run)} | {trained[-1]['step']} | {best_valid:.4f} | "
+    return (f"| {run.name} | {attention_label(run, tool)} | {trained[-1]['step']} | {best_valid:.4f} | "
             f"{test_text} | {wall} | {peak:.0f} MiB | {rss} |"), name
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=pathlib.Path, metavar="RUN")
+    parser.add_argument("--tool", default="build/src/topkformer")
     args = parser.parse_args()
-    rows = [summarize(run) for run in args.runs]
+    rows = [summarize(run, args.tool) for run in args.runs]
     name = rows[0][1]
     print(f"| run | attention | steps | best valid {name} | test {name} | wall | "
           "peak tensors | peak resident |")

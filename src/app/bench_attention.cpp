@@ -58,10 +58,12 @@ void run_attention_bench(const AttentionBenchOptions& options) {
 
 void add_bench_attention_command(CLI::App& bench) {
   auto options = std::make_shared<AttentionBenchOptions>();
-  options->variants = {"vanilla", "chunked", "topk", "performer"};
+  options->variants = name_strings(attention::attention_kind_names);
   CLI::App* command = bench.add_subcommand(
       "attention", "One multi-head self-attention layer per variant and sequence length");
-  command->add_option("--variants", options->variants, "vanilla,chunked,topk,performer")
+  command
+      ->add_option("--variants", options->variants,
+                   join_names(attention::attention_kind_names, ","))
       ->delimiter(',');
   command->add_option("--heads", options->heads, "Attention heads")->check(CLI::PositiveNumber);
   command->add_option("--num-features", options->num_features, "performer: random features")

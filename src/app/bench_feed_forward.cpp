@@ -57,11 +57,12 @@ void run_feed_forward_bench(const FeedForwardBenchOptions& options) {
 
 void add_bench_feed_forward_command(CLI::App& bench) {
   auto options = std::make_shared<FeedForwardBenchOptions>();
-  options->variants = {"dense", "chunked", "topk"};
+  options->variants = name_strings(nn::feed_forward_kind_names);
   options->lengths = {512};
   CLI::App* command =
       bench.add_subcommand("ff", "One feed-forward layer per variant and hidden width d_ff");
-  command->add_option("--variants", options->variants, "dense,chunked,topk")->delimiter(',');
+  command->add_option("--variants", options->variants, join_names(nn::feed_forward_kind_names, ","))
+      ->delimiter(',');
   command->add_option("--d-ff", options->d_ff, "Hidden widths")->delimiter(',');
   add_layer_bench_options(*command, *options);
   command->callback([options] { run_feed_forward_bench(*options); });

@@ -98,7 +98,7 @@ models::ModelConfig model_config(const ModelBenchOptions& options, const std::st
   t.feed_forward.kind = nn::parse_feed_forward_kind(options.feed_forward);
   t.feed_forward.chunk_size = options.ff_chunk_size;
   t.feed_forward.k = options.ff_k;
-  t.feed_forward.activation = attention::Activation::gelu;
+  t.feed_forward.activation = nn::Activation::gelu;
   return config;
 }
 
@@ -252,14 +252,16 @@ void run_model_bench(const ModelBenchOptions& options) {
 
 void add_bench_model_command(CLI::App& bench) {
   auto options = std::make_shared<ModelBenchOptions>();
-  options->variants = {"vanilla", "chunked", "topk", "performer"};
+  options->variants = name_strings(attention::attention_kind_names);
   options->d_model = 768;
   options->k = 64;  // the paper's 12-layer benchmark: top-64, chunks of 1024 queries
   CLI::App* command = bench.add_subcommand(
       "model",
       "An N-layer causal decoder, forward + backward, per attention variant and length, and the "
       "longest length within a memory budget");
-  command->add_option("--variants", options->variants, "vanilla,chunked,topk,performer")
+  command
+      ->add_option("--variants", options->variants,
+                   join_names(attention::attention_kind_names, ","))
       ->delimiter(',');
   command->add_option("--layers", options->layers, "Transformer blocks")
       ->check(CLI::PositiveNumber);
@@ -270,7 +272,8 @@ void add_bench_model_command(CLI::App& bench) {
       ->check(CLI::PositiveNumber);
   command->add_option("--num-features", options->num_features, "performer: random features")
       ->check(CLI::PositiveNumber);
-  command->add_option("--ff", options->feed_forward, "Feed-forward variant: dense, chunked, topk");
+  command->add_option("--ff", options->feed_forward,
+                      "Feed-forward variant: " + join_names(nn::feed_forward_kind_names, ", "));
   command
       ->add_option("--ff-chunk-size", options->ff_chunk_size,
                    "chunked, topk feed-forward: tokens per chunk")

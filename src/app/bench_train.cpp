@@ -87,6 +87,8 @@ Workload make_workload(const train::Config& config, std::int64_t vocab_size) {
       workload.tokens_per_step = 2 * config.train.batch_size * length;
       break;
     }
+    case train::TaskKind::count:
+      throw Error("bench train: count is not a task");
   }
   return workload;
 }

@@ -75,7 +75,9 @@ void run(const EvalCommandOptions& options) {
   if (config_options.file.empty()) config_options.file = (checkpoint / "config.yaml").string();
   const train::Config config = config_options.load();
   train::check_evaluation_config(trained, config);
-  const train::EvalResult result = train::evaluate_checkpoint(config, checkpoint, options.split);
+  const auto split =
+      parse_enum<train::EvalSplit>(train::eval_split_names, options.split, "--split");
+  const train::EvalResult result = train::evaluate_checkpoint(config, checkpoint, split);
 
   nlohmann::json line = nlohmann::json::parse(train::to_json_line(result, step));
   line["checkpoint"] = checkpoint.string();
@@ -109,7 +111,7 @@ void add_eval_command(CLI::App& app) {
       ->required()
       ->check(CLI::ExistingDirectory);
   command->add_option("--split", options->split, "Split to evaluate")
-      ->check(CLI::IsMember({"valid", "test"}))
+      ->check(CLI::IsMember(name_strings(train::eval_split_names)))
       ->capture_default_str();
   command->add_option("--output", options->output,
                       "JSON lines file the result is appended to (default RUN/eval.jsonl)");

@@ -69,7 +69,8 @@ void run(const TrainCommandOptions& options) {
     spdlog::info("nothing to do: the run is already at step {}", summary.last_step);
   } else if (summary.best_metric) {
     spdlog::info("done at step {}; best {} {:.4f}; last checkpoint {}", summary.last_step,
-                 summary.metric, *summary.best_metric, summary.last_checkpoint.string());
+                 train::metric_name(summary.metric), *summary.best_metric,
+                 summary.last_checkpoint.string());
   }
 }
 

@@ -4,12 +4,6 @@
 
 namespace topkformer::attention {
 
-Activation parse_activation(const std::string& name) {
-  if (name == "relu") return Activation::relu;
-  if (name == "gelu") return Activation::gelu;
-  throw Error("activation: expected one of relu|gelu, got '" + name + "'");
-}
-
 namespace {
 
 using kernels::Backend;
@@ -17,10 +11,8 @@ using kernels::UnaryOp;
 
 class TopKFeedForwardFunction final : public autograd::Function {
  public:
-  TopKFeedForwardFunction(std::int64_t top_k, std::int64_t chunk_size, Activation activation)
-      : top_k_(top_k),
-        chunk_size_(chunk_size),
-        activation_(activation == Activation::relu ? UnaryOp::relu : UnaryOp::gelu_erf) {}
+  TopKFeedForwardFunction(std::int64_t top_k, std::int64_t chunk_size, UnaryOp activation)
+      : top_k_(top_k), chunk_size_(chunk_size), activation_(activation) {}
 
   std::string name() const override { return "topk_feed_forward"; }
 
@@ -94,7 +86,7 @@ class TopKFeedForwardFunction final : public autograd::Function {
 }  // namespace
 
 Tensor topk_feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2,
-                         std::int64_t top_k, std::int64_t chunk_size, Activation activation) {
+                         std::int64_t top_k, std::int64_t chunk_size, UnaryOp activation) {
   TKF_CHECK(x.dim() == 2 && w1.dim() == 2 && w2.dim() == 2 && w1.size(1) == x.size(1) &&
                 w2.size(0) == x.size(1) && w2.size(1) == w1.size(0) &&
                 b1.shape() == Shape{w1.size(0)},

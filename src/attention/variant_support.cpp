@@ -62,4 +62,21 @@ void keep_top_k(const Tensor& scores, std::int64_t chosen, const Tensor& top_sco
   top_keys.narrow(1, 0, chosen).copy_(indices);
 }
 
+Tensor attend(const AttentionConfig& config, const Tensor& q, const Tensor& k, const Tensor& v,
+              const AttentionContext& context, const Tensor& projection) {
+  switch (config.kind) {
+    case AttentionKind::vanilla:
+      return vanilla_attention(q, k, v, context);
+    case AttentionKind::chunked:
+      return chunked_attention(q, k, v, context, config.chunk_size);
+    case AttentionKind::topk:
+      return topk_attention(q, k, v, context, config.k, config.chunk_size);
+    case AttentionKind::performer:
+      return performer_attention(q, k, v, context, projection);
+    case AttentionKind::count:
+      break;
+  }
+  throw Error("attend: count is not an attention kind");
+}
+
 }  // namespace topkformer::attention

@@ -1,5 +1,5 @@
 // What the attention variants share (the analogue of ops/op_support.h):
-// input checks, masks and dropout addressing for one chunk of queries, and top-k selection.
+// input checks, masks and dropout addressing for one chunk of queries, top-k selection, attend().
 #pragma once
 
 #include "topkformer/attention/functional.h"

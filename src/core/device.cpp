@@ -14,24 +14,29 @@
 namespace topkformer {
 
 Device Device::parse(const std::string& text) {
-  if (text == "cpu") return cpu();
-  if (text == "cuda") return cuda(0);
-  if (text.rfind("cuda:", 0) == 0 && text.size() > 5 &&
-      text.find_first_not_of("0123456789", 5) == std::string::npos) {
+  for (const DeviceType type : all_values<DeviceType>()) {
+    if (text == device_type_names[std::size_t(type)]) return {type, 0};
+  }
+  const std::string cuda_prefix = enum_name(device_type_names, DeviceType::cuda) + ":";
+  const std::size_t digits_at = cuda_prefix.size();
+  if (text.starts_with(cuda_prefix) && text.size() > digits_at &&
+      text.find_first_not_of("0123456789", digits_at) == std::string::npos) {
     // from_chars, not stoi: an index too large for an int must be an Error
     // naming it (stoi's std::out_of_range says only "stoi").
     int index = 0;
-    const char* digits = text.data() + 5;
+    const char* digits = text.data() + digits_at;
     const auto [end, error] = std::from_chars(digits, text.data() + text.size(), index);
     if (error == std::errc() && end == text.data() + text.size()) return cuda(index);
     throw Error("device: the index of '" + text + "' is out of range (at most " +
                 std::to_string(std::numeric_limits<int>::max()) + ")");
   }
-  throw Error("device: expected cpu, cuda or cuda:N, got '" + text + "'");
+  throw Error("device: expected " + join_names(device_type_names, ", ") + " or " + cuda_prefix +
+              "N, got '" + text + "'");
 }
 
 std::string Device::str() const {
-  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
+  const std::string type_name = enum_name(device_type_names, type);
+  return is_cpu() ? type_name : type_name + ":" + std::to_string(index);
 }
 
 int cuda_device_count() {

@@ -52,25 +52,6 @@ MatmulPrecision matmul_precision() {
   return current_matmul_precision;
 }
 
-MatmulPrecision parse_matmul_precision(const std::string& name) {
-  if (name == "fp32") return MatmulPrecision::fp32;
-  if (name == "tf32") return MatmulPrecision::tf32;
-  if (name == "bf16") return MatmulPrecision::bf16;
-  throw Error("precision: expected one of fp32|tf32|bf16, got '" + name + "'");
-}
-
-std::string matmul_precision_name(MatmulPrecision precision) {
-  switch (precision) {
-    case MatmulPrecision::fp32:
-      return "fp32";
-    case MatmulPrecision::tf32:
-      return "tf32";
-    case MatmulPrecision::bf16:
-      return "bf16";
-  }
-  return "?";
-}
-
 std::string version() {
   return TOPKFORMER_VERSION;
 }

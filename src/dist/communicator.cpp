@@ -36,18 +36,6 @@ int environment_int(const char* name) {
 
 }  // namespace
 
-std::string backend_name(Backend backend) {
-  switch (backend) {
-    case Backend::single:
-      return "single";
-    case Backend::mpi:
-      return "mpi";
-    case Backend::nccl:
-      return "nccl";
-  }
-  return "?";
-}
-
 std::unique_ptr<Communicator> make_single_communicator() {
   return std::make_unique<SingleCommunicator>();
 }
@@ -58,12 +46,8 @@ bool launched_by_mpi() {
          environment_has("PMI_SIZE");
 }
 
-Backend choose_backend(const std::string& setting, const std::string& device) {
-  if (setting == "single") return Backend::single;
-  if (setting == "mpi") return Backend::mpi;
-  if (setting == "nccl") return Backend::nccl;
-  TKF_CHECK(setting == "auto", "runtime.distributed: expected one of auto|single|mpi|nccl, got '",
-            setting, "'");
+Backend choose_backend(std::optional<Backend> setting, const std::string& device) {
+  if (setting) return *setting;
   const int world = std::max({environment_int("OMPI_COMM_WORLD_SIZE"), environment_int("PMI_SIZE"),
                               environment_int("PMIX_SIZE")});
   if (!launched_by_mpi() || world == 1) return Backend::single;
@@ -92,6 +76,8 @@ std::unique_ptr<Communicator> make_communicator(Backend backend, double collecti
 #endif
           "; use mpi (CPU tensors) or single");
 #endif
+    case Backend::count:
+      break;
   }
   throw Error("make_communicator: unknown backend");
 }

@@ -9,12 +9,6 @@
 
 namespace topkformer::models {
 
-Pooling parse_pooling(const std::string& name) {
-  if (name == "cls") return Pooling::cls;
-  if (name == "mean") return Pooling::mean;
-  throw Error("model.pooling: expected one of cls|mean, got '" + name + "'");
-}
-
 namespace {
 std::int64_t head_width(const ModelConfig& config) {
   return config.head_hidden > 0 ? config.head_hidden : config.transformer.d_model;

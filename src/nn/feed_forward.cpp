@@ -1,28 +1,11 @@
 #include "topkformer/nn/feed_forward.h"
 
+#include "topkformer/attention/functional.h"
 #include "topkformer/autograd/recompute.h"
+#include "topkformer/kernels/backend.h"
 #include "topkformer/ops.h"
 
 namespace topkformer::nn {
-
-FeedForwardKind parse_feed_forward_kind(const std::string& name) {
-  if (name == "dense") return FeedForwardKind::dense;
-  if (name == "chunked") return FeedForwardKind::chunked;
-  if (name == "topk") return FeedForwardKind::topk;
-  throw Error("feedforward.kind: expected one of dense|chunked|topk, got '" + name + "'");
-}
-
-std::string feed_forward_kind_name(FeedForwardKind kind) {
-  switch (kind) {
-    case FeedForwardKind::dense:
-      return "dense";
-    case FeedForwardKind::chunked:
-      return "chunked";
-    case FeedForwardKind::topk:
-      return "topk";
-  }
-  return "?";
-}
 
 FeedForward::FeedForward(std::int64_t d_model, std::int64_t d_ff, const FeedForwardConfig& config,
                          Generator& init, DType dtype) {
@@ -40,7 +23,7 @@ void FeedForward::set_config(const FeedForwardConfig& config) {
 
 Tensor FeedForward::dense_forward(const Tensor& rows) const {
   const Tensor hidden = fc1_->forward(rows);
-  const Tensor activated = config_.activation == attention::Activation::relu
+  const Tensor activated = config_.activation == Activation::relu
                                ? ops::relu(hidden)
                                : ops::gelu(hidden, ops::GeluApproximation::erf);
   return fc2_->forward(activated);
@@ -72,11 +55,15 @@ Tensor FeedForward::forward(const Tensor& x) {
       break;
     }
     case FeedForwardKind::topk:
-      out =
-          ops::add(attention::topk_feed_forward(rows, fc1_->weight(), fc1_->bias(), fc2_->weight(),
-                                                config_.k, config_.chunk_size, config_.activation),
-                   fc2_->bias());
+      out = ops::add(attention::topk_feed_forward(rows, fc1_->weight(), fc1_->bias(),
+                                                  fc2_->weight(), config_.k, config_.chunk_size,
+                                                  config_.activation == Activation::relu
+                                                      ? kernels::UnaryOp::relu
+                                                      : kernels::UnaryOp::gelu_erf),
+                     fc2_->bias());
       break;
+    case FeedForwardKind::count:
+      throw Error("FeedForward: count is not a feed-forward kind");
   }
   Shape shape = x.shape();
   return ops::reshape(out, shape);

@@ -16,12 +16,6 @@ Tensor Embedding::forward(const Tensor& ids) const {
   return ops::embedding(weight_, ids);
 }
 
-PositionKind parse_position_kind(const std::string& name) {
-  if (name == "learned") return PositionKind::learned;
-  if (name == "sinusoidal") return PositionKind::sinusoidal;
-  throw Error("model.positions: expected one of learned|sinusoidal, got '" + name + "'");
-}
-
 namespace {
 Tensor sinusoids(std::int64_t max_length, std::int64_t d_model) {
   std::vector<double> table(max_length * d_model);

@@ -8,17 +8,6 @@
 
 namespace topkformer::optim {
 
-ScheduleKind parse_schedule_kind(const std::string& name) {
-  if (name == "constant") return ScheduleKind::constant;
-  if (name == "inverse_sqrt") return ScheduleKind::inverse_sqrt;
-  if (name == "rsqrt_decay") return ScheduleKind::rsqrt_decay;
-  if (name == "cosine") return ScheduleKind::cosine;
-  if (name == "linear") return ScheduleKind::linear;
-  throw Error(
-      "schedule.kind: expected one of constant|inverse_sqrt|rsqrt_decay|cosine|linear, got '" +
-      name + "'");
-}
-
 double learning_rate(const ScheduleOptions& options, std::int64_t step) {
   TKF_CHECK(step >= 1, "learning_rate: steps count from 1, got ", step);
   const auto s = double(step), warmup = double(options.warmup_steps);
@@ -46,6 +35,8 @@ double learning_rate(const ScheduleOptions& options, std::int64_t step) {
     case ScheduleKind::linear:
       if (s <= warmup) return base * warm;
       return base + (options.min_learning_rate - base) * decay_progress();
+    case ScheduleKind::count:
+      break;
   }
   return base;
 }

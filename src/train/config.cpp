@@ -280,6 +280,14 @@ std::string config_hash(const Config& config) {
   return detail::hex64(detail::fnv1a64(yaml.data(), yaml.size()));
 }
 
+std::string choices_text() {
+  std::string out;
+  for (const schema::Key& key : schema::keys()) {
+    if (!key.choices.empty()) out += key.path() + ": " + schema::join(key.choices, "|") + "\n";
+  }
+  return out;
+}
+
 std::string schema_markdown() {
   const Config defaults;
   std::string out;

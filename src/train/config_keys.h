@@ -128,40 +128,55 @@ Key flag(std::string name, Field field, std::string meaning) {
   return key;
 }
 
-// One of a fixed set of names. `parse` turns a name into the member's value
-// (an enum's parse function, or the name itself for string members); the
-// value's name is found by parsing the choices, so no name table is repeated.
-template <typename Field, typename Parse>
-Key choice(std::string name, Field field, std::vector<std::string> choices, Parse parse,
-           std::string meaning) {
+template <typename T>
+constexpr bool is_optional = false;
+template <typename T>
+constexpr bool is_optional<std::optional<T>> = true;
+
+// One of the names of a table (core/names.h): an enum member takes name i as
+// Enum(i); a std::optional<Enum> member also takes `auto`, first, as no value.
+template <typename Field, std::size_t N>
+Key choice(std::string name, Field field, const NameTable<N>& table, std::string meaning) {
+  using Member = MemberType<Field>;
+  constexpr bool automatic = is_optional<Member>;
+  std::vector<std::string> names;
+  if constexpr (automatic) names.emplace_back("auto");
+  names.insert(names.end(), table.begin(), table.end());
   std::vector<std::string> quoted;
-  for (const std::string& option : choices) quoted.push_back("`" + option + "`");
+  for (const std::string& option : names) quoted.push_back("`" + option + "`");
   Key key = new_key(std::move(name), join(quoted, ", "), std::move(meaning));
-  const std::string expected = "expected one of " + join(choices, "|");
-  const auto name_of = [field, choices, parse](const Config& config) -> std::optional<std::string> {
-    for (const std::string& option : choices) {
-      if (parse(option) == field(config)) return option;
+  key.choices = names;
+  const std::string expected = "expected one of " + join(names, "|");
+  // The member's position in `names` (names.size() or more: no name).
+  const auto index_of = [field](const Config& config) -> std::size_t {
+    if constexpr (automatic) {
+      return field(config) ? std::size_t(*field(config)) + 1 : 0;
+    } else {
+      return std::size_t(field(config));
     }
-    return std::nullopt;
   };
-  key.read = [field, choices, parse, expected](Config& config,
-                                               const YAML::Node& node) -> std::string {
-    for (const std::string& option : choices) {
-      if (node.IsScalar() && node.Scalar() == option) {
-        field(config) = parse(option);
-        return "";
+  key.read = [field, names, expected](Config& config, const YAML::Node& node) -> std::string {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (!node.IsScalar() || node.Scalar() != names[i]) continue;
+      if constexpr (automatic) {
+        using Enum = typename Member::value_type;
+        field(config) = i == 0 ? Member() : Member(Enum(i - 1));
+      } else {
+        field(config) = Member(i);
       }
+      return "";
     }
     return expected + ", got " + describe(node);
   };
-  key.write = [name_of](const Config& config) { return name_of(config).value_or("?"); };
-  key.check = [name_of, expected](const Config& config) {
-    return name_of(config) ? std::string() : expected;
+  key.write = [index_of, names](const Config& config) {
+    const std::size_t index = index_of(config);
+    return index < names.size() ? names[index] : "?";
+  };
+  key.check = [index_of, names, expected](const Config& config) {
+    return index_of(config) < names.size() ? std::string() : expected;
   };
   return key;
 }
-
-inline const auto verbatim = [](const std::string& name) { return name; };
 
 // A string: `required` ones may not be empty; `path` ones may use
 // ${TOPKFORMER_DATA} (expand_path), and no other ${...}, which would stay unexpanded.
@@ -215,7 +230,9 @@ template <typename Field>
 Key device_key(std::string name, Field field, std::string meaning) {
   static_assert(std::is_same_v<MemberType<Field>, std::string>);
   Key key = text(std::move(name), field, {.required = true}, std::move(meaning));
-  key.type = "`cpu`, `cuda`, `cuda:N`";
+  key.type.clear();
+  for (std::string_view type : device_type_names) key.type += "`" + std::string(type) + "`, ";
+  key.type += "`" + std::string(device_type_names[std::size_t(DeviceType::cuda)]) + ":N`";
   key.check = [field](const Config& config) -> std::string {
     try {
       Device::parse(field(config));

@@ -9,7 +9,6 @@
 
 #include "config_keys.h"
 #include "topkformer/attention/config.h"
-#include "topkformer/attention/functional.h"
 
 namespace topkformer::train::schema {
 namespace {
@@ -44,14 +43,14 @@ std::vector<Key> build_keys() {
                  "dropout on the embeddings and on every sublayer output"),
           flag("pre_layer_norm", TKF_MEMBER(model.transformer.pre_layer_norm),
                "true: pre-LN blocks, x + f(LN(x)); false: post-LN, LN(x + f(x))"),
-          choice("positions", TKF_MEMBER(model.positions), {"learned", "sinusoidal"},
-                 nn::parse_position_kind, "position encoding: a learned table or fixed sinusoids"),
+          choice("positions", TKF_MEMBER(model.positions), nn::position_kind_names,
+                 "position encoding: a learned table or fixed sinusoids"),
           number("embedding_init_std", TKF_MEMBER(model.embedding_init_std), positive(),
                  "std of the token embeddings' normal initialisation; sinusoidal positions "
                  "need a token signal of comparable size (docs/models.md)"),
           flag("scale_embeddings", TKF_MEMBER(model.scale_embeddings),
                "multiply the token embeddings by sqrt(d_model) at the input (Vaswani et al.)"),
-          choice("pooling", TKF_MEMBER(model.pooling), {"cls", "mean"}, models::parse_pooling,
+          choice("pooling", TKF_MEMBER(model.pooling), models::pooling_names,
                  "classifiers: the CLS position's state, or the mean over the text"),
           integer("head_hidden", TKF_MEMBER(model.head_hidden), at_least(0),
                   "classifiers: hidden width of the MLP head; 0: d_model"),
@@ -64,7 +63,7 @@ std::vector<Key> build_keys() {
   add(table, "attention",
       {
           choice("kind", TKF_MEMBER(model.transformer.attention.kind),
-                 {"vanilla", "chunked", "topk", "performer"}, attention::parse_attention_kind,
+                 attention::attention_kind_names,
                  "the attention variant of every layer (docs/attention.md)"),
           integer("k", TKF_MEMBER(model.transformer.attention.k), at_least(1),
                   "topk: keys kept per query (at most all keys)"),
@@ -81,20 +80,18 @@ std::vector<Key> build_keys() {
   add(table, "feedforward",
       {
           choice("kind", TKF_MEMBER(model.transformer.feed_forward.kind),
-                 {"dense", "chunked", "topk"}, nn::parse_feed_forward_kind,
+                 nn::feed_forward_kind_names,
                  "dense, chunked over tokens, or top-k over the hidden units"),
           integer("k", TKF_MEMBER(model.transformer.feed_forward.k), at_least(1),
                   "topk: hidden units kept per token (at most model.d_ff)"),
           integer("chunk_size", TKF_MEMBER(model.transformer.feed_forward.chunk_size), at_least(1),
                   "chunked, topk: tokens per chunk"),
           choice("activation", TKF_MEMBER(model.transformer.feed_forward.activation),
-                 {"relu", "gelu"}, attention::parse_activation,
-                 "activation between the two projections"),
+                 nn::activation_names, "activation between the two projections"),
       });
   add(table, "data",
       {
-          choice("task", TKF_MEMBER(data.task), {"listops", "text", "retrieval", "lm"},
-                 parse_task_kind,
+          choice("task", TKF_MEMBER(data.task), task_names,
                  "classifiers (listops, text: IMDb), AAN dual encoder (retrieval), "
                  "next-token language model (lm)"),
           text("dir", TKF_MEMBER(data.dir), {.required = true, .path = true},
@@ -104,8 +101,7 @@ std::vector<Key> build_keys() {
           text("valid_file", TKF_MEMBER(data.valid_file), {.required = true},
                "validation split, in dir"),
           text("test_file", TKF_MEMBER(data.test_file), {.required = true}, "test split, in dir"),
-          choice("tokenizer", TKF_MEMBER(data.tokenizer),
-                 {"listops", "byte", "word", "sentencepiece"}, parse_tokenizer_kind,
+          choice("tokenizer", TKF_MEMBER(data.tokenizer), tokenizer_names,
                  "how text becomes token ids"),
           text("vocab", TKF_MEMBER(data.vocab), {.path = true},
                "word: vocabulary file (empty: built from the training split); "
@@ -127,7 +123,7 @@ std::vector<Key> build_keys() {
       });
   add(table, "optimizer",
       {
-          choice("kind", TKF_MEMBER(optimizer.kind), {"adamw", "sgd"}, parse_optimizer_kind,
+          choice("kind", TKF_MEMBER(optimizer.kind), optimizer_names,
                  "AdamW (decoupled weight decay) or SGD with momentum"),
           number("learning_rate", TKF_MEMBER(optimizer.learning_rate), positive(),
                  "base learning rate, which the schedule scales"),
@@ -147,9 +143,8 @@ std::vector<Key> build_keys() {
       });
   add(table, "schedule",
       {
-          choice("kind", TKF_MEMBER(schedule.kind),
-                 {"constant", "inverse_sqrt", "rsqrt_decay", "cosine", "linear"},
-                 optim::parse_schedule_kind, "the learning-rate curve after the warm-up"),
+          choice("kind", TKF_MEMBER(schedule.kind), optim::schedule_kind_names,
+                 "the learning-rate curve after the warm-up"),
           integer("warmup_steps", TKF_MEMBER(schedule.warmup_steps), at_least(0),
                   "updates of linear warm-up from 0"),
           integer("total_steps", TKF_MEMBER(schedule.total_steps), at_least(0),
@@ -177,8 +172,7 @@ std::vector<Key> build_keys() {
                   "step checkpoints kept (the best one is kept besides)"),
           number("label_smoothing", TKF_MEMBER(train.label_smoothing), fraction(),
                  "label smoothing of the training loss"),
-          choice("best_metric", TKF_MEMBER(train.best_metric),
-                 {"auto", "accuracy", "loss", "perplexity"}, verbatim,
+          choice("best_metric", TKF_MEMBER(train.best_metric), metric_names,
                  "what picks the best checkpoint; auto: accuracy (classifiers) or "
                  "perplexity (lm)"),
           integer("early_stopping", TKF_MEMBER(train.early_stopping), at_least(0),
@@ -198,7 +192,7 @@ std::vector<Key> build_keys() {
                   "lm: tokens per non-overlapping evaluation segment"),
           integer("max_batches", TKF_MEMBER(eval.max_batches), at_least(0),
                   "evaluations during training stop after N batches; 0: all"),
-          choice("split", TKF_MEMBER(eval.split), {"valid", "test"}, verbatim,
+          choice("split", TKF_MEMBER(eval.split), eval_split_names,
                  "the split evaluated during training"),
       });
   add(table, "runtime",
@@ -209,11 +203,10 @@ std::vector<Key> build_keys() {
                   "CPU threads; 0: all cores; more than 4 per core are cut to that"),
           integer("seed", TKF_MEMBER(runtime.seed), at_least(0),
                   "seed of the initialisation, dropout and data order"),
-          choice("precision", TKF_MEMBER(runtime.precision), {"fp32", "tf32", "bf16"}, verbatim,
+          choice("precision", TKF_MEMBER(runtime.precision), matmul_precision_names,
                  "matrix products on a GPU: fp32, or on tensor cores with inputs rounded to tf32 "
                  "or bf16 (fp32 accumulation, weights and everything else in fp32)"),
-          choice("distributed", TKF_MEMBER(runtime.distributed), {"auto", "single", "mpi", "nccl"},
-                 verbatim,
+          choice("distributed", TKF_MEMBER(runtime.distributed), dist::backend_names,
                  "data-parallel backend: auto (mpi or nccl when started by an MPI launcher with "
                  "several ranks, else single), single, mpi (CPU), nccl (device cuda)"),
           number("collective_timeout", TKF_MEMBER(runtime.collective_timeout), at_least(0),
@@ -279,10 +272,10 @@ std::vector<Rule> build_rules() {
        "`train.best_metric: perplexity` needs task lm; `accuracy` needs a classification task",
        [](const Config& c) -> std::string {
          const bool lm = c.data.task == TaskKind::lm;
-         if (c.train.best_metric == "perplexity" && !lm) {
+         if (c.train.best_metric == Metric::perplexity && !lm) {
            return "perplexity needs data.task lm, got " + task_name(c.data.task);
          }
-         if (c.train.best_metric == "accuracy" && lm) {
+         if (c.train.best_metric == Metric::accuracy && lm) {
            return "accuracy needs a classification task, got data.task lm";
          }
          return "";
@@ -290,13 +283,18 @@ std::vector<Rule> build_rules() {
       {{"runtime.precision", "runtime.device"},
        "`runtime.precision: tf32` or `bf16` needs a `cuda` device",
        [](const Config& c) -> std::string {
-         if (c.runtime.precision == "fp32" || c.runtime.device.starts_with("cuda")) return "";
-         return c.runtime.precision + " needs a cuda device, got " + c.runtime.device;
+         if (c.runtime.precision == MatmulPrecision::fp32 || c.runtime.device.starts_with("cuda")) {
+           return "";
+         }
+         return matmul_precision_name(c.runtime.precision) + " needs a cuda device, got " +
+                c.runtime.device;
        }},
       {{"runtime.distributed", "runtime.device"},
        "`runtime.distributed: nccl` needs a `cuda` device",
        [](const Config& c) -> std::string {
-         if (c.runtime.distributed != "nccl" || c.runtime.device.starts_with("cuda")) return "";
+         if (c.runtime.distributed != dist::Backend::nccl || c.runtime.device.starts_with("cuda")) {
+           return "";
+         }
          return "nccl needs a cuda device, got " + c.runtime.device;
        }},
   };

@@ -18,6 +18,7 @@ struct Key {
   std::string section, name;
   std::string type;     // for the docs: "integer >= 1", "`cls`, `mean`", "list of strings"
   std::string meaning;  // one line, for the docs
+  std::vector<std::string> choices;  // a choice's names, in order; empty for other keys
   // Sets the member from a YAML value. Returns what is wrong with the value's
   // type or spelling ("expected an integer, got 'ten'"), or "" when it was set.
   std::function<std::string(Config&, const YAML::Node&)> read;

@@ -1,60 +1,9 @@
-// The config's small helpers: enumeration names, path expansion and the
-// conversions to the options the optimizers and schedules take.
-#include <array>
-#include <string_view>
-
-#include "topkformer/core/error.h"
+// The config's small helpers: path expansion and the conversions to the
+// options the optimizers and schedules take.
 #include "topkformer/data/data_root.h"
 #include "topkformer/train/config.h"
 
 namespace topkformer::train {
-namespace {
-
-constexpr std::array<std::string_view, 4> task_names = {"listops", "text", "retrieval", "lm"};
-constexpr std::array<std::string_view, 4> tokenizer_names = {"listops", "byte", "word",
-                                                             "sentencepiece"};
-constexpr std::array<std::string_view, 2> optimizer_names = {"adamw", "sgd"};
-
-// The enum whose value is the index of `name` in `names`; `key` names the
-// config key in the error, as the other parse_* functions do.
-template <typename Enum, std::size_t N>
-Enum parse_enum(const std::array<std::string_view, N>& names, const std::string& name,
-                const std::string& key) {
-  std::string choices;
-  for (std::size_t i = 0; i < N; ++i) {
-    if (names[i] == name) return Enum(i);
-    if (i > 0) choices += '|';
-    choices += names[i];
-  }
-  throw Error(key + ": expected one of " + choices + ", got '" + name + "'");
-}
-
-template <typename Enum, std::size_t N>
-std::string enum_name(const std::array<std::string_view, N>& names, Enum kind) {
-  const auto index = std::size_t(kind);
-  return index < N ? std::string(names[index]) : "?";
-}
-
-}  // namespace
-
-TaskKind parse_task_kind(const std::string& name) {
-  return parse_enum<TaskKind>(task_names, name, "data.task");
-}
-TokenizerKind parse_tokenizer_kind(const std::string& name) {
-  return parse_enum<TokenizerKind>(tokenizer_names, name, "data.tokenizer");
-}
-OptimizerKind parse_optimizer_kind(const std::string& name) {
-  return parse_enum<OptimizerKind>(optimizer_names, name, "optimizer.kind");
-}
-std::string task_name(TaskKind kind) {
-  return enum_name(task_names, kind);
-}
-std::string tokenizer_name(TokenizerKind kind) {
-  return enum_name(tokenizer_names, kind);
-}
-std::string optimizer_name(OptimizerKind kind) {
-  return enum_name(optimizer_names, kind);
-}
 
 std::filesystem::path expand_path(const std::string& path) {
   static const std::string variable = "${TOPKFORMER_DATA}";
@@ -72,14 +21,11 @@ std::filesystem::path DataConfig::directory() const {
 }
 
 std::filesystem::path DataConfig::train_path() const {
-  return split_path("train");
+  return directory() / train_file;
 }
 
-std::filesystem::path DataConfig::split_path(const std::string& split) const {
-  if (split == "train") return directory() / train_file;
-  if (split == "valid") return directory() / valid_file;
-  if (split == "test") return directory() / test_file;
-  throw Error("data: unknown split '" + split + "' (expected train|valid|test)");
+std::filesystem::path DataConfig::split_path(EvalSplit split) const {
+  return directory() / (split == EvalSplit::valid ? valid_file : test_file);
 }
 
 optim::AdamWOptions OptimizerConfig::adamw() const {

@@ -68,7 +68,7 @@ class LanguageModelTask final : public Task {
   // Perplexity as the paper measures it: the split cut into non-overlapping
   // segments of eval.segment_length, each read from its start, every token
   // after the first predicted once.
-  EvalResult evaluate(const std::string& split, std::int64_t batch_size, std::int64_t max_batches,
+  EvalResult evaluate(EvalSplit split, std::int64_t batch_size, std::int64_t max_batches,
                       Shard shard) override {
     const auto start = std::chrono::steady_clock::now();
     std::vector<data::LmExample> segments =
@@ -106,7 +106,7 @@ class LanguageModelTask final : public Task {
     return result;
   }
 
-  std::string default_metric() const override { return "perplexity"; }
+  Metric default_metric() const override { return Metric::perplexity; }
 
  private:
   data::BatchSampler& training_sampler() override { return training().sampler; }
@@ -122,15 +122,14 @@ class LanguageModelTask final : public Task {
 
   Training& training() {
     if (!training_) {
-      data::TokenCache cache = open_cache("train");
+      data::TokenCache cache = open_cache(config_.data.train_path());
       const data::LmBlocks blocks(limited(cache.ids()), config_.data.max_length);
       data::BatchSampler sampler(blocks.size(), training_sampler_options(config_));
-      TKF_CHECK(sampler.batches_per_epoch() > 0, config_.data.split_path("train").string(), ": ",
+      TKF_CHECK(sampler.batches_per_epoch() > 0, config_.data.train_path().string(), ": ",
                 blocks.size(), " blocks of data.max_length ", config_.data.max_length,
                 " tokens, fewer than train.batch_size ", config_.train.batch_size);
-      spdlog::info("{}: {} tokens, {} training blocks of {}",
-                   config_.data.split_path("train").string(), cache.size(), blocks.size(),
-                   config_.data.max_length);
+      spdlog::info("{}: {} tokens, {} training blocks of {}", config_.data.train_path().string(),
+                   cache.size(), blocks.size(), config_.data.max_length);
       // The blocks view the cache's mapping, which moves with the cache.
       training_ =
           std::make_unique<Training>(Training{std::move(cache), blocks, std::move(sampler)});
@@ -138,9 +137,9 @@ class LanguageModelTask final : public Task {
     return *training_;
   }
 
-  data::TokenCache open_cache(const std::string& split) const {
-    return data::TokenCache(config_.data.split_path(split), *tokenizer_,
-                            end_of_line_id(*tokenizer_), token_cache_dir(config_.data));
+  data::TokenCache open_cache(const std::filesystem::path& path) const {
+    return data::TokenCache(path, *tokenizer_, end_of_line_id(*tokenizer_),
+                            token_cache_dir(config_.data));
   }
 
   // data.max_train_examples counts blocks: the tokens of that many.
@@ -151,9 +150,11 @@ class LanguageModelTask final : public Task {
     return ids;
   }
 
-  const data::TokenCache& split_cache(const std::string& split) {
+  const data::TokenCache& split_cache(EvalSplit split) {
     auto found = splits_.find(split);
-    if (found == splits_.end()) found = splits_.emplace(split, open_cache(split)).first;
+    if (found == splits_.end()) {
+      found = splits_.emplace(split, open_cache(config_.data.split_path(split))).first;
+    }
     return found->second;
   }
 
@@ -162,7 +163,7 @@ class LanguageModelTask final : public Task {
   std::unique_ptr<Training> training_;
   std::unique_ptr<models::LanguageModel> model_;
   std::vector<LmBatch> micro_batches_;
-  std::map<std::string, data::TokenCache> splits_;
+  std::map<EvalSplit, data::TokenCache> splits_;
 };
 
 }  // namespace

@@ -121,7 +121,7 @@ class SupervisedTask final : public Task {
     return ops::cross_entropy(Kind::logits(*model_, batch), batch.labels, -100, label_smoothing);
   }
 
-  EvalResult evaluate(const std::string& split, std::int64_t batch_size, std::int64_t max_batches,
+  EvalResult evaluate(EvalSplit split, std::int64_t batch_size, std::int64_t max_batches,
                       Shard shard) override {
     const auto start = std::chrono::steady_clock::now();
     const Dataset& dataset = split_dataset(split);
@@ -154,7 +154,7 @@ class SupervisedTask final : public Task {
     return result;
   }
 
-  std::string default_metric() const override { return "accuracy"; }
+  Metric default_metric() const override { return Metric::accuracy; }
 
  private:
   data::BatchSampler& training_sampler() override { return training().sampler; }
@@ -169,7 +169,7 @@ class SupervisedTask final : public Task {
 
   Training& training() {
     if (!training_) {
-      const std::filesystem::path path = config_.data.split_path("train");
+      const std::filesystem::path path = config_.data.train_path();
       Dataset dataset = Kind::load(config_, *tokenizer_, path, config_.data.max_train_examples);
       data::BatchSampler sampler(dataset.size(), training_sampler_options(config_));
       TKF_CHECK(sampler.batches_per_epoch() > 0, path.string(), ": ", dataset.size(),
@@ -180,7 +180,7 @@ class SupervisedTask final : public Task {
     return *training_;
   }
 
-  const Dataset& split_dataset(const std::string& split) {
+  const Dataset& split_dataset(EvalSplit split) {
     auto found = splits_.find(split);
     if (found == splits_.end()) {
       found = splits_
@@ -196,7 +196,7 @@ class SupervisedTask final : public Task {
   std::unique_ptr<Training> training_;
   std::unique_ptr<typename Kind::Model> model_;
   std::vector<typename Kind::Batch> micro_batches_;
-  std::map<std::string, Dataset> splits_;
+  std::map<EvalSplit, Dataset> splits_;
 };
 
 }  // namespace

@@ -12,17 +12,17 @@
 
 namespace topkformer::train {
 
-double EvalResult::metric(const std::string& name) const {
-  const std::optional<double> value = name == "loss"         ? std::optional<double>(loss)
-                                      : name == "accuracy"   ? accuracy
-                                      : name == "perplexity" ? perplexity
-                                                             : std::nullopt;
-  TKF_CHECK(value.has_value(), "evaluation of the ", split, " split has no metric '", name, "'");
+double EvalResult::metric(Metric metric) const {
+  const std::optional<double> value = metric == Metric::loss       ? std::optional<double>(loss)
+                                      : metric == Metric::accuracy ? accuracy
+                                                                   : perplexity;
+  TKF_CHECK(value.has_value(), "evaluation of the ", eval_split_name(split),
+            " split has no metric '", metric_name(metric), "'");
   return *value;
 }
 
 void EvalResult::complete() {
-  TKF_CHECK(examples > 0, "evaluate: the ", split, " split has no examples");
+  TKF_CHECK(examples > 0, "evaluate: the ", eval_split_name(split), " split has no examples");
   loss = loss_sum / double(per_token ? tokens : examples);
   if (per_token) {
     perplexity = std::exp(loss);
@@ -52,10 +52,6 @@ std::vector<std::pair<std::string, std::string>> Task::data_identity() {
           {"training examples (lm: blocks)", std::to_string(training_sampler().dataset_size())}};
 }
 
-bool higher_is_better(const std::string& metric) {
-  return metric == "accuracy";
-}
-
 models::ModelConfig resolved_model_config(const Config& config, std::int64_t vocab_size) {
   models::ModelConfig model = config.model;
   model.vocab_size = vocab_size;
@@ -80,7 +76,7 @@ Device prepare_device(const Config& config) {
   } catch (const Error& error) {
     throw Error(config.source + ": runtime.device: " + error.what());
   }
-  set_matmul_precision(parse_matmul_precision(config.runtime.precision));
+  set_matmul_precision(config.runtime.precision);
   return device;
 }
 
@@ -95,6 +91,8 @@ models::ModelKind model_kind(TaskKind task) {
       return models::ModelKind::dual_encoder;
     case TaskKind::lm:
       return models::ModelKind::language_model;
+    case TaskKind::count:
+      break;
   }
   throw Error("model_kind: unknown task kind");
 }
@@ -124,6 +122,8 @@ std::unique_ptr<Task> make_task_on_cpu(const Config& config, TaskUse use) {
       return make_retrieval_task(config, std::move(tokenizer));
     case TaskKind::lm:
       return make_language_model_task(config, std::move(tokenizer));
+    case TaskKind::count:
+      break;
   }
   throw Error("make_task: unknown task kind");
 }

@@ -28,6 +28,8 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const DataConfig& data) {
     case TokenizerKind::sentencepiece:
       return std::make_unique<data::SentencePieceTokenizer>(
           data::SentencePieceTokenizer::load(expand_path(data.vocab)));
+    case TokenizerKind::count:
+      break;
   }
   throw Error("make_tokenizer: unknown tokenizer kind");
 }

@@ -53,7 +53,7 @@ PhiloxState rank_stream(PhiloxState rank0, int rank) {
 nlohmann::json eval_json(const EvalResult& result, std::int64_t step) {
   nlohmann::json line = {{"type", "eval"},
                          {"step", step},
-                         {"split", result.split},
+                         {"split", eval_split_name(result.split)},
                          {"loss", result.loss},
                          {"examples", result.examples},
                          {"tokens", result.tokens},
@@ -65,7 +65,7 @@ nlohmann::json eval_json(const EvalResult& result, std::int64_t step) {
 }
 
 std::string describe(const EvalResult& result) {
-  std::string text = fmt::format("{} loss {:.4f}", result.split, result.loss);
+  std::string text = fmt::format("{} loss {:.4f}", eval_split_name(result.split), result.loss);
   if (result.accuracy) {
     text += fmt::format(" | accuracy {:.4f} (majority-class baseline {:.4f})", *result.accuracy,
                         result.majority_baseline.value_or(0.0));
@@ -109,8 +109,7 @@ class Trainer {
     model_->train(true);
     optimizer_ = make_optimizer(config.optimizer, model_->named_parameters());
     reducer_ = std::make_unique<dist::GradientReducer>(communicator_, model_->parameters());
-    metric_ =
-        config.train.best_metric == "auto" ? task_->default_metric() : config.train.best_metric;
+    metric_ = config.train.best_metric.value_or(task_->default_metric());
     std::int64_t parameter_count = 0;
     for (const Tensor& parameter : model_->parameters()) parameter_count += parameter.numel();
     spdlog::info("model: {} parameters; attention {}, feed-forward {}", parameter_count,
@@ -221,7 +220,7 @@ class Trainer {
         if (config_.train.early_stopping > 0 &&
             state_.evals_without_improvement >= config_.train.early_stopping) {
           spdlog::info("early stopping: {} evaluations without a better {}",
-                       state_.evals_without_improvement, metric_);
+                       state_.evals_without_improvement, metric_name(metric_));
           summary.stopped_early = true;
         }
       }
@@ -445,7 +444,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   Tensor optimizer_steps_ = Tensor::zeros({}, DType::i64);
   std::unique_ptr<dist::GradientReducer> reducer_;
-  std::string metric_;
+  Metric metric_ = Metric::accuracy;
   TrainingState state_;
   std::int64_t saved_step_ = -1;                     // the step of the newest checkpoint; -1: none
   std::int64_t last_update_step_ = 0;                // the last step whose update was applied
@@ -469,7 +468,7 @@ TrainSummary run_training(const Config& config, const TrainOptions& options) {
 }
 
 EvalResult evaluate_checkpoint(const Config& config, const std::filesystem::path& checkpoint,
-                               const std::string& split) {
+                               EvalSplit split) {
   set_num_threads(int(config.runtime.threads));
   const std::unique_ptr<Task> task = make_task(config, TaskUse::evaluation);
   const std::filesystem::path model_file = checkpoint / "model.safetensors";

@@ -6,13 +6,15 @@
 #include "module_helpers.h"
 #include "topkformer/autograd/gradcheck.h"
 #include "topkformer/core/allocator.h"
+#include "topkformer/kernels/backend.h"
 #include "topkformer/nn/feed_forward.h"
 #include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {
 
-using attention::Activation;
+using kernels::UnaryOp;
+using nn::Activation;
 using namespace testing;
 
 // x [N, D], w1 [F, D], b1 [F], w2 [D, F] as gradient-requiring leaves.
@@ -34,6 +36,15 @@ Tensor activate(const Tensor& x, Activation activation) {
   return activation == Activation::relu ? ops::relu(x) : ops::gelu(x, ops::GeluApproximation::erf);
 }
 
+std::string name_of(Activation activation) {
+  return enum_name(nn::activation_names, activation);
+}
+
+// The op nn::FeedForward hands topk_feed_forward for `activation`.
+UnaryOp op_of(Activation activation) {
+  return activation == Activation::relu ? UnaryOp::relu : UnaryOp::gelu_erf;
+}
+
 // fc2(act(fc1(x))) through dense ops, keeping per token only the top_k
 // largest pre-activations (the others zeroed before fc2) when top_k < F.
 Tensor dense_reference(const FeedForwardLeaves& w, std::int64_t top_k, Activation activation) {
@@ -52,23 +63,20 @@ Tensor dense_reference(const FeedForwardLeaves& w, std::int64_t top_k, Activatio
 
 std::function<Tensor()> topk_of(const FeedForwardLeaves& w, std::int64_t top_k, std::int64_t chunk,
                                 Activation activation) {
-  return
-      [=] { return attention::topk_feed_forward(w.x, w.w1, w.b1, w.w2, top_k, chunk, activation); };
-}
-
-const char* name_of(Activation activation) {
-  return activation == Activation::relu ? "relu" : "gelu";
+  return [=] {
+    return attention::topk_feed_forward(w.x, w.w1, w.b1, w.w2, top_k, chunk, op_of(activation));
+  };
 }
 
 TEST(TopKFeedForward, WithKCoveringTheHiddenUnitsEqualsTheDenseLayer) {
-  for (Activation activation : {Activation::relu, Activation::gelu}) {
+  for (Activation activation : all_values<Activation>()) {
     for (auto [dtype, tolerance] : {std::pair{DType::f32, 1e-5}, std::pair{DType::f64, 1e-12}}) {
       const FeedForwardLeaves w = random_leaves(10, 6, 12, dtype, 1);
       const NamedResults expected = run_named(
           [&] { return ops::linear(activate(ops::linear(w.x, w.w1, w.b1), activation), w.w2); },
           w.named());
       for (std::int64_t top_k : {12, 100}) {  // 100 is clamped to the 12 hidden units
-        SCOPED_TRACE(std::string(name_of(activation)) + " k " + std::to_string(top_k) +
+        SCOPED_TRACE(name_of(activation) + " k " + std::to_string(top_k) +
                      (dtype == DType::f32 ? " f32" : " f64"));
         expect_same_named_results(run_named(topk_of(w, top_k, 4, activation), w.named()), expected,
                                   tolerance);
@@ -78,12 +86,12 @@ TEST(TopKFeedForward, WithKCoveringTheHiddenUnitsEqualsTheDenseLayer) {
 }
 
 TEST(TopKFeedForward, WithSmallKEqualsTheDenseTopKReference) {
-  for (Activation activation : {Activation::relu, Activation::gelu}) {
+  for (Activation activation : all_values<Activation>()) {
     const FeedForwardLeaves w = random_leaves(10, 6, 12, DType::f64, 2);
     const NamedResults expected =
         run_named([&] { return dense_reference(w, 3, activation); }, w.named());
     for (std::int64_t chunk : {1, 4, 10, 25}) {  // 4 does not divide the 10 tokens
-      SCOPED_TRACE(std::string(name_of(activation)) + " chunk " + std::to_string(chunk));
+      SCOPED_TRACE(name_of(activation) + " chunk " + std::to_string(chunk));
       expect_same_named_results(run_named(topk_of(w, 3, chunk, activation), w.named()), expected,
                                 1e-12);
     }
@@ -108,7 +116,7 @@ std::pair<double, double> kink_and_selection_margins(const FeedForwardLeaves& w,
 }
 
 TEST(TopKFeedForward, GradientCheck) {
-  for (Activation activation : {Activation::relu, Activation::gelu}) {
+  for (Activation activation : all_values<Activation>()) {
     SCOPED_TRACE(name_of(activation));
     const FeedForwardLeaves w = random_leaves(6, 4, 10, DType::f64, 3);
     const auto [kink, selection] = kink_and_selection_margins(w, 4);
@@ -116,7 +124,7 @@ TEST(TopKFeedForward, GradientCheck) {
     ASSERT_GT(selection, 1e-3);
     const auto report = autograd::gradcheck(
         [&](const std::vector<Tensor>& x) {
-          return attention::topk_feed_forward(x[0], x[1], x[2], x[3], 4, 4, activation);
+          return attention::topk_feed_forward(x[0], x[1], x[2], x[3], 4, 4, op_of(activation));
         },
         {w.x, w.w1, w.b1, w.w2});
     EXPECT_TRUE(report.passed) << report.str();
@@ -126,10 +134,10 @@ TEST(TopKFeedForward, GradientCheck) {
 TEST(TopKFeedForward, RejectsBadArguments) {
   const FeedForwardLeaves w = random_leaves(3, 4, 5, DType::f64, 4);
   expect_error_containing(
-      [&] { attention::topk_feed_forward(w.x, w.w1, w.b1, w.w2, 0, 2, Activation::relu); },
+      [&] { attention::topk_feed_forward(w.x, w.w1, w.b1, w.w2, 0, 2, UnaryOp::relu); },
       {"topk_feed_forward", "k and chunk_size must be >= 1"});
   expect_error_containing(
-      [&] { attention::topk_feed_forward(w.x, w.w1, w.b1, w.w1, 2, 2, Activation::relu); },
+      [&] { attention::topk_feed_forward(w.x, w.w1, w.b1, w.w1, 2, 2, UnaryOp::relu); },
       {"topk_feed_forward", "[3, 4]", "[5, 4]", "[5]"});
 }
 
@@ -161,8 +169,8 @@ TEST(FeedForward, ParametersAreFc1AndFc2WeightsAndBiases) {
 }
 
 TEST(FeedForward, ParseKindAcceptsTheKindNamesAndRejectsOthers) {
-  for (const char* name : {"dense", "chunked", "topk"}) {
-    EXPECT_EQ(nn::feed_forward_kind_name(nn::parse_feed_forward_kind(name)), name);
+  for (std::string_view name : nn::feed_forward_kind_names) {
+    EXPECT_EQ(nn::feed_forward_kind_name(nn::parse_feed_forward_kind(std::string(name))), name);
   }
   expect_error_containing([] { nn::parse_feed_forward_kind("Dense"); },
                           {"dense|chunked|topk", "'Dense'"});

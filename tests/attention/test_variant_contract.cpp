@@ -48,12 +48,11 @@ AttentionClaims claims_of(AttentionKind kind) {
       return {true, true, true};
     case AttentionKind::performer:
       return {false, true, false};
+    case AttentionKind::count:
+      break;
   }
   throw Error("claims_of: a kind without a row in the contract suite");
 }
-
-const std::vector<AttentionKind> all_attention_kinds = {
-    AttentionKind::vanilla, AttentionKind::chunked, AttentionKind::topk, AttentionKind::performer};
 
 // Knobs that keep every key (`covering`) or select among them.
 AttentionConfig config_of(AttentionKind kind, bool covering, std::int64_t k = 7) {
@@ -311,8 +310,8 @@ TEST_P(AttentionContract, MemoryGrowsAsClaimed) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(EveryKind, AttentionContract, ::testing::ValuesIn(all_attention_kinds),
-                         [](const auto& kind) {
+INSTANTIATE_TEST_SUITE_P(EveryKind, AttentionContract,
+                         ::testing::ValuesIn(all_values<AttentionKind>()), [](const auto& kind) {
                            return attention::attention_kind_name(kind.param);
                          });
 
@@ -320,14 +319,10 @@ INSTANTIATE_TEST_SUITE_P(EveryKind, AttentionContract, ::testing::ValuesIn(all_a
 
 using nn::FeedForwardKind;
 
-const std::vector<FeedForwardKind> all_feed_forward_kinds = {
-    FeedForwardKind::dense, FeedForwardKind::chunked, FeedForwardKind::topk};
-
 constexpr std::int64_t ff_model = 6, ff_hidden = 16;
 
 // Knobs that keep every hidden unit (`covering`) or select among them.
-nn::FeedForwardConfig ff_config_of(FeedForwardKind kind, bool covering,
-                                   attention::Activation activation) {
+nn::FeedForwardConfig ff_config_of(FeedForwardKind kind, bool covering, nn::Activation activation) {
   nn::FeedForwardConfig config;
   config.kind = kind;
   config.chunk_size = 3;
@@ -348,8 +343,8 @@ class FeedForwardContract : public ::testing::TestWithParam<FeedForwardKind> {};
 TEST_P(FeedForwardContract, EqualsDenseWhenItsKnobsCoverEveryHiddenUnit) {
   Generator generator(6);
   const Tensor x = random_leaf({2, 5, ff_model}, generator);
-  for (auto activation : {attention::Activation::relu, attention::Activation::gelu}) {
-    SCOPED_TRACE(activation == attention::Activation::relu ? "relu" : "gelu");
+  for (nn::Activation activation : all_values<nn::Activation>()) {
+    SCOPED_TRACE(enum_name(nn::activation_names, activation));
     const auto dense = make_ff_layer(ff_config_of(FeedForwardKind::dense, true, activation));
     const auto layer = make_ff_layer(ff_config_of(GetParam(), true, activation));
     const auto run = [&](nn::FeedForward& ff) {
@@ -362,7 +357,7 @@ TEST_P(FeedForwardContract, EqualsDenseWhenItsKnobsCoverEveryHiddenUnit) {
 TEST_P(FeedForwardContract, GradientCheck) {
   Generator generator(7);
   const Tensor x = random_leaf({2, 3, ff_model}, generator);
-  const auto layer = make_ff_layer(ff_config_of(GetParam(), false, attention::Activation::gelu));
+  const auto layer = make_ff_layer(ff_config_of(GetParam(), false, nn::Activation::gelu));
   std::vector<Tensor> leaves = {x};
   for (const Tensor& parameter : layer->parameters()) leaves.push_back(parameter);
   const auto report =
@@ -373,7 +368,7 @@ TEST_P(FeedForwardContract, GradientCheck) {
 TEST_P(FeedForwardContract, SwapsOnABuiltLayer) {
   Generator generator(8);
   const Tensor x = Tensor::randn({2, 5, ff_model}, generator, DType::f64);
-  const auto relu = attention::Activation::relu;
+  const auto relu = nn::Activation::relu;
   const auto layer = make_ff_layer(ff_config_of(FeedForwardKind::dense, true, relu));
   const auto forward = [&] { return forward_only([&] { return layer->forward(x); }); };
   const Tensor dense = forward();
@@ -391,7 +386,7 @@ TEST_P(FeedForwardContract, SwapsOnABuiltLayer) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryKind, FeedForwardContract,
-                         ::testing::ValuesIn(all_feed_forward_kinds),
+                         ::testing::ValuesIn(all_values<FeedForwardKind>()),
                          [](const auto& kind) { return nn::feed_forward_kind_name(kind.param); });
 
 }  // namespace

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The train/eval/config commands end to end, as a user runs them:
 #   - `config` prints the effective config and rejects a bad key with its location;
+#     `config --list-choices` lists the names every choice key takes;
 #   - SIGINT during `train` saves a checkpoint and exits 0, and `--resume auto`
 #     then finishes the run;
 #   - `eval` of the run, with the trained variant and a swapped one, prints the
@@ -17,6 +18,26 @@ if "$tool" config --config "$config" --set attention.kind=topK 2>"$work/error"; 
   fail "config accepted attention.kind=topK"
 fi
 grep -q "attention.kind" "$work/error" || fail "the error does not name the key: $(cat "$work/error")"
+
+# config --list-choices: one `section.key: a|b|c` line per choice key, whose
+# names are those the config takes and its errors list; it takes no config.
+"$tool" config --list-choices >"$work/choices" || fail "config --list-choices failed"
+grep -qvE '^[a-z_]+\.[a-z_]+: [a-z0-9_]+(\|[a-z0-9_]+)+$' "$work/choices" &&
+  fail "config --list-choices printed a line not of the form key: a|b: $(cat "$work/choices")"
+[[ $(wc -l <"$work/choices") -eq 13 ]] || fail "config --list-choices should list 13 keys"
+grep -q '^train.best_metric: auto|' "$work/choices" || fail "best_metric does not list auto first"
+kinds=$(sed -n 's/^attention\.kind: //p' "$work/choices")
+for kind in ${kinds//|/ }; do
+  "$tool" config --config "$config" "${sets[@]}" --set attention.kind="$kind" >"$work/listed"
+  grep -q "^  kind: $kind$" "$work/listed" || fail "config does not take the listed attention.kind $kind"
+done
+grep -qF "expected one of $kinds," "$work/error" ||
+  fail "the attention.kind error does not list the names config --list-choices gives"
+if "$tool" config --list-choices --config "$config" >/dev/null 2>&1; then
+  fail "config took --list-choices with --config"
+fi
+if "$tool" config >"$work/no_config" 2>&1; then fail "config without --config exited 0"; fi
+grep -q -- "--config is required" "$work/no_config" || fail "no --config error: $(cat "$work/no_config")"
 
 # A run long enough to be interrupted: stop it after its first log line.
 run=$work/run

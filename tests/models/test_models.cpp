@@ -108,8 +108,7 @@ TEST(Models, SameSeedGivesSameParameters) {
 }
 
 TEST(Models, ForwardAndBackwardForEveryAttentionKind) {
-  for (AttentionKind kind : {AttentionKind::vanilla, AttentionKind::chunked, AttentionKind::topk,
-                             AttentionKind::performer}) {
+  for (AttentionKind kind : all_values<AttentionKind>()) {
     SCOPED_TRACE(attention::attention_kind_name(kind));
     const Tensor tokens = tokens_of(token_ids, 2);
     const Tensor labels = Tensor::from_vector<std::int64_t>({2}, {0, 2});
@@ -149,7 +148,7 @@ TEST(Models, LanguageModelIsCausal) {
 }
 
 TEST(Models, PoolingIgnoresPadding) {
-  for (models::Pooling pooling : {models::Pooling::mean, models::Pooling::cls}) {
+  for (models::Pooling pooling : all_values<models::Pooling>()) {
     for (AttentionKind kind :
          {AttentionKind::vanilla, AttentionKind::topk, AttentionKind::performer}) {
       ModelConfig config = tiny_config(kind);

@@ -36,7 +36,7 @@ nn::TransformerConfig small_config(AttentionKind kind, bool recompute_layers) {
   config.attention.chunk_size = 4;
   config.attention.num_features = 8;
   config.attention.feature_redraw_interval = 1;  // a new draw every training call
-  config.feed_forward.activation = attention::Activation::gelu;
+  config.feed_forward.activation = nn::Activation::gelu;
   config.recompute_layers = recompute_layers;
   return config;
 }

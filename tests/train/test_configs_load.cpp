@@ -34,7 +34,8 @@ std::vector<fs::path> all_configs() {
   return files;
 }
 
-constexpr std::array<const char*, 4> kVariants = {"vanilla", "chunked", "topk", "performer"};
+// Every attention variant has its configs (configs/lra/<task>_<variant>.yaml, ...).
+constexpr auto kVariants = attention::attention_kind_names;
 
 Config load_shipped_config(const std::string& relative) {
   const fs::path file = configs_dir() / relative;
@@ -79,8 +80,9 @@ constexpr std::array<LraTask, 3> kLraTasks = {{
 
 TEST(ConfigsLoad, LraConfigsHoldTable4) {
   for (const LraTask& task : kLraTasks) {
-    for (const char* variant : kVariants) {
-      const std::string name = std::string("lra/") + task.name + "_" + variant + ".yaml";
+    for (std::string_view variant : kVariants) {
+      const std::string name =
+          std::string("lra/") + task.name + "_" + std::string(variant) + ".yaml";
       SCOPED_TRACE(name);
       const Config c = load_shipped_config(name);
       EXPECT_EQ(c.data.task, task.task);
@@ -118,8 +120,8 @@ TEST(ConfigsLoad, LraConfigsHoldTable4) {
 }
 
 TEST(ConfigsLoad, WikiTextConfigsHoldTable7) {
-  for (const char* variant : kVariants) {
-    const std::string name = std::string("wikitext103/lm_") + variant + ".yaml";
+  for (std::string_view variant : kVariants) {
+    const std::string name = "wikitext103/lm_" + std::string(variant) + ".yaml";
     SCOPED_TRACE(name);
     const Config c = load_shipped_config(name);
     EXPECT_EQ(c.data.task, TaskKind::lm);
@@ -165,18 +167,16 @@ TEST(ConfigsLoad, VariantsDifferOnlyInAttention) {
                                            {"small/imdb", false},
                                            {"small/imdb_bytes", false},
                                            {"small/lm", false}}};
-  const std::array<AttentionKind, 4> kinds = {AttentionKind::vanilla, AttentionKind::chunked,
-                                              AttentionKind::topk, AttentionKind::performer};
   for (const Family& family : families) {
     const std::string task = family.task;
     const Config vanilla = load_shipped_config(task + "_vanilla.yaml");
-    for (std::size_t i = 0; i < kVariants.size(); ++i) {
-      if (!family.paper && kinds[i] == AttentionKind::chunked) continue;
-      const std::string name = task + "_" + kVariants[i] + ".yaml";
+    for (const AttentionKind kind : all_values<AttentionKind>()) {
+      if (!family.paper && kind == AttentionKind::chunked) continue;
+      const std::string name = task + "_" + attention::attention_kind_name(kind) + ".yaml";
       SCOPED_TRACE(name);
       Config config = load_shipped_config(name);
       const attention::AttentionConfig& attention = config.model.transformer.attention;
-      EXPECT_EQ(attention.kind, kinds[i]);
+      EXPECT_EQ(attention.kind, kind);
       if (family.paper &&
           (attention.kind == AttentionKind::chunked || attention.kind == AttentionKind::topk)) {
         EXPECT_EQ(attention.chunk_size, 1024);

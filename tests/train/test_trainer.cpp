@@ -62,7 +62,7 @@ TEST_F(TrainerTest, WikiTextLanguageModelLearns) {
   const Config config = tiny_config("wikitext_tiny", overrides);
   expect_loss_falls(config, options("run"));
   const EvalResult result = evaluate_checkpoint(
-      config, directory() / "run" / "checkpoints" / checkpoint_name(40), "test");
+      config, directory() / "run" / "checkpoints" / checkpoint_name(40), EvalSplit::test);
   ASSERT_TRUE(result.perplexity.has_value());
   EXPECT_NEAR(*result.perplexity, std::exp(result.loss), 1e-9 * *result.perplexity);
   EXPECT_EQ(result.examples, 16);  // data.max_eval_examples segments
@@ -261,11 +261,11 @@ TEST_F(TrainerTest, StopRequestInterruptsEvaluation) {
   auto task = make_task(config);
   task->set_stop_flag(&stop);
   stop = true;
-  const EvalResult interrupted = task->evaluate("valid", 1, 0);
+  const EvalResult interrupted = task->evaluate(EvalSplit::valid, 1, 0);
   EXPECT_TRUE(interrupted.interrupted);
   EXPECT_EQ(interrupted.examples, 0);
   stop = false;
-  const EvalResult whole = task->evaluate("valid", 1, 0);
+  const EvalResult whole = task->evaluate(EvalSplit::valid, 1, 0);
   EXPECT_FALSE(whole.interrupted);
   EXPECT_EQ(whole.examples, 32);
 }
@@ -340,13 +340,15 @@ TEST_F(TrainerTest, EarlyStoppingEndsARunThatStopsImproving) {
 TEST_F(TrainerTest, EvaluateWithSwappedAttention) {
   const Config trained = listops_config({"attention.kind=vanilla", "train.steps=4"});
   const TrainSummary summary = run_training(trained, options("run"));
-  const EvalResult vanilla = evaluate_checkpoint(trained, summary.last_checkpoint, "test");
-  const EvalResult exact_topk = evaluate_checkpoint(
-      listops_config({"attention.kind=topk", "attention.k=64"}), summary.last_checkpoint, "test");
-  const EvalResult sparse_topk = evaluate_checkpoint(
-      listops_config({"attention.kind=topk", "attention.k=2"}), summary.last_checkpoint, "test");
+  const EvalResult vanilla = evaluate_checkpoint(trained, summary.last_checkpoint, EvalSplit::test);
+  const EvalResult exact_topk =
+      evaluate_checkpoint(listops_config({"attention.kind=topk", "attention.k=64"}),
+                          summary.last_checkpoint, EvalSplit::test);
+  const EvalResult sparse_topk =
+      evaluate_checkpoint(listops_config({"attention.kind=topk", "attention.k=2"}),
+                          summary.last_checkpoint, EvalSplit::test);
   const EvalResult performer = evaluate_checkpoint(listops_config({"attention.kind=performer"}),
-                                                   summary.last_checkpoint, "test");
+                                                   summary.last_checkpoint, EvalSplit::test);
   EXPECT_NEAR(exact_topk.loss, vanilla.loss, 1e-5);
   EXPECT_EQ(exact_topk.accuracy, vanilla.accuracy);
   EXPECT_NE(sparse_topk.loss, vanilla.loss);

@@ -4,12 +4,21 @@
 #include <cstdint>
 #include <string>
 
+#include "topkformer/core/names.h"
+
 namespace topkformer::attention {
 
-enum class AttentionKind { vanilla, chunked, topk, performer };
+enum class AttentionKind { vanilla, chunked, topk, performer, count };
+inline constexpr auto attention_kind_names =
+    std::to_array<std::string_view>({"vanilla", "chunked", "topk", "performer"});
+static_assert(names_match<AttentionKind>(attention_kind_names));
 
-AttentionKind parse_attention_kind(const std::string& name);  // throws, listing the choices
-std::string attention_kind_name(AttentionKind kind);
+inline AttentionKind parse_attention_kind(const std::string& name) {  // throws, listing the names
+  return parse_enum<AttentionKind>(attention_kind_names, name, "attention.kind");
+}
+inline std::string attention_kind_name(AttentionKind kind) {
+  return enum_name(attention_kind_names, kind);
+}
 
 struct AttentionConfig {
   AttentionKind kind = AttentionKind::vanilla;

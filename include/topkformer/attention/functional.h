@@ -14,6 +14,10 @@
 // j <= i + (Lk - Lq) (the last query sees every key). A query that sees no
 // key gets a zero output.
 
+namespace topkformer::kernels {
+enum class UnaryOp;  // kernels/backend.h
+}  // namespace topkformer::kernels
+
 namespace topkformer::attention {
 
 struct AttentionContext {
@@ -52,18 +56,15 @@ Tensor topk_attention(const Tensor& q, const Tensor& k, const Tensor& v,
 Tensor performer_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                            const AttentionContext& context, const Tensor& projection);
 
-enum class Activation { relu, gelu };
-Activation parse_activation(const std::string& name);  // "relu" | "gelu"
-
 // The feed-forward layer cast as attention (paper Eq. 3): queries are the
 // rows of x [N, D], keys the rows of w1 [F, D] (plus the per-key bias b1 [F]),
 // values the columns of w2 [D, F]. Each token keeps its top_k largest scores
-// (clamped to F), computed chunk_size tokens at a time; the activation is
-// applied to those only, and out = sum_j act(s_j) w2[:, idx_j] by gathers.
-// The backward pass uses the saved [N, top_k] scores and indices and
-// produces the weight gradients by scatter-adds.
+// (clamped to F), computed chunk_size tokens at a time; the activation (an
+// op with a derivative kernel: relu, gelu_erf, ...) is applied to those only,
+// and out = sum_j act(s_j) w2[:, idx_j] by gathers. The backward pass uses the saved [N, top_k]
+// scores and indices and produces the weight gradients by scatter-adds.
 Tensor topk_feed_forward(const Tensor& x, const Tensor& w1, const Tensor& b1, const Tensor& w2,
-                         std::int64_t top_k, std::int64_t chunk_size, Activation activation);
+                         std::int64_t top_k, std::int64_t chunk_size, kernels::UnaryOp activation);
 
 // The variant config.kind with its knobs: where a kind becomes a call.
 // `projection` is Performer's features [m, d]; the other variants ignore it.

@@ -5,9 +5,13 @@
 #include <cstdint>
 #include <string>
 
+#include "topkformer/core/names.h"
+
 namespace topkformer {
 
-enum class DeviceType { cpu, cuda };
+enum class DeviceType { cpu, cuda, count };
+inline constexpr auto device_type_names = std::to_array<std::string_view>({"cpu", "cuda"});
+static_assert(names_match<DeviceType>(device_type_names));
 
 struct Device {
   DeviceType type = DeviceType::cpu;
@@ -15,7 +19,7 @@ struct Device {
 
   static Device cpu() { return {DeviceType::cpu, 0}; }
   static Device cuda(int index = 0) { return {DeviceType::cuda, index}; }
-  // Parses "cpu", "cuda" or "cuda:N".
+  // Parses a device_type_names entry ("cpu", "cuda": index 0) or "cuda:N".
   static Device parse(const std::string& text);
 
   bool is_cpu() const { return type == DeviceType::cpu; }

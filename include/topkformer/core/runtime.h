@@ -4,6 +4,8 @@
 
 #include <string>
 
+#include "topkformer/core/names.h"
+
 namespace topkformer {
 
 // Sets the threads used by OpenMP kernels and by OpenBLAS (0 = all cores).
@@ -19,12 +21,18 @@ int max_num_threads();
 // bf16 (tensor cores, inputs rounded to bf16, fp32 accumulation and output).
 // Everything else (weights, optimizer state, norms, softmax, loss) stays in
 // the tensors' dtype. The CPU always computes in full precision.
-enum class MatmulPrecision { fp32, tf32, bf16 };
+enum class MatmulPrecision { fp32, tf32, bf16, count };
+inline constexpr auto matmul_precision_names =
+    std::to_array<std::string_view>({"fp32", "tf32", "bf16"});
+static_assert(names_match<MatmulPrecision>(matmul_precision_names));
 void set_matmul_precision(MatmulPrecision precision);
 MatmulPrecision matmul_precision();
-// "fp32" | "tf32" | "bf16"; anything else throws, naming the choices.
-MatmulPrecision parse_matmul_precision(const std::string& name);
-std::string matmul_precision_name(MatmulPrecision precision);
+inline MatmulPrecision parse_matmul_precision(const std::string& name) {
+  return parse_enum<MatmulPrecision>(matmul_precision_names, name, "precision");
+}
+inline std::string matmul_precision_name(MatmulPrecision precision) {
+  return enum_name(matmul_precision_names, precision);
+}
 
 // Version and build configuration, e.g. for `topkformer --version` and logs.
 std::string version();

@@ -4,14 +4,21 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "topkformer/core/names.h"
 
 #include "topkformer/core/tensor.h"
 
 namespace topkformer::dist {
 
-enum class Backend { single, mpi, nccl };
-std::string backend_name(Backend backend);
+enum class Backend { single, mpi, nccl, count };
+inline constexpr auto backend_names = std::to_array<std::string_view>({"single", "mpi", "nccl"});
+static_assert(names_match<Backend>(backend_names));
+inline std::string backend_name(Backend backend) {
+  return enum_name(backend_names, backend);
+}
 
 enum class ReduceOp { sum, average, max };
 
@@ -52,10 +59,10 @@ std::unique_ptr<Communicator> make_mpi_communicator(double collective_timeout = 
 // Whether an MPI launcher (mpirun, srun with PMI/PMIx) started this process.
 bool launched_by_mpi();
 
-// runtime.distributed (auto|single|mpi|nccl) for runtime.device: auto picks
-// nccl for cuda and mpi for cpu when an MPI launcher started the process with
-// more than one rank, else single.
-Backend choose_backend(const std::string& setting, const std::string& device);
+// runtime.distributed for runtime.device: the backend it names, or for auto
+// (no backend) nccl for cuda and mpi for cpu when an MPI launcher started the
+// process with more than one rank, else single.
+Backend choose_backend(std::optional<Backend> setting, const std::string& device);
 // collective_timeout as make_mpi_communicator takes it (single ignores it).
 std::unique_ptr<Communicator> make_communicator(Backend backend, double collective_timeout = 0.0);
 

@@ -10,8 +10,9 @@
 
 namespace topkformer::models {
 
-enum class Pooling { cls, mean };
-Pooling parse_pooling(const std::string& name);  // cls|mean
+enum class Pooling { cls, mean, count };
+inline constexpr auto pooling_names = std::to_array<std::string_view>({"cls", "mean"});
+static_assert(names_match<Pooling>(pooling_names));
 
 struct ModelConfig {
   std::int64_t vocab_size = 0;

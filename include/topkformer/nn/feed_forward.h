@@ -5,20 +5,33 @@
 #include <memory>
 #include <string>
 
-#include "topkformer/attention/functional.h"
+#include "topkformer/core/names.h"
 #include "topkformer/nn/linear.h"
 
 namespace topkformer::nn {
 
-enum class FeedForwardKind { dense, chunked, topk };
-FeedForwardKind parse_feed_forward_kind(const std::string& name);  // dense|chunked|topk
-std::string feed_forward_kind_name(FeedForwardKind kind);
+enum class FeedForwardKind { dense, chunked, topk, count };
+inline constexpr auto feed_forward_kind_names =
+    std::to_array<std::string_view>({"dense", "chunked", "topk"});
+static_assert(names_match<FeedForwardKind>(feed_forward_kind_names));
+
+inline FeedForwardKind parse_feed_forward_kind(const std::string& name) {
+  return parse_enum<FeedForwardKind>(feed_forward_kind_names, name, "feedforward.kind");
+}
+inline std::string feed_forward_kind_name(FeedForwardKind kind) {
+  return enum_name(feed_forward_kind_names, kind);
+}
+
+// Between the two projections; gelu is the exact (erf) form.
+enum class Activation { relu, gelu, count };
+inline constexpr auto activation_names = std::to_array<std::string_view>({"relu", "gelu"});
+static_assert(names_match<Activation>(activation_names));
 
 struct FeedForwardConfig {
   FeedForwardKind kind = FeedForwardKind::dense;
   std::int64_t chunk_size = 1024;  // chunked, topk: tokens per chunk
   std::int64_t k = 128;            // topk: hidden units kept per token (clamped to d_ff)
-  attention::Activation activation = attention::Activation::relu;
+  Activation activation = Activation::relu;
 };
 
 // fc2(act(fc1(x))) with fc1 [d_ff, d_model] and fc2 [d_model, d_ff]: the

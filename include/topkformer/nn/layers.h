@@ -1,6 +1,7 @@
 // Small modules: embeddings, positions, layer norm and dropout.
 #pragma once
 
+#include "topkformer/core/names.h"
 #include "topkformer/core/rng.h"
 #include "topkformer/nn/module.h"
 
@@ -18,8 +19,10 @@ class Embedding : public Module {
   Tensor weight_;
 };
 
-enum class PositionKind { learned, sinusoidal };
-PositionKind parse_position_kind(const std::string& name);  // learned|sinusoidal
+enum class PositionKind { learned, sinusoidal, count };
+inline constexpr auto position_kind_names =
+    std::to_array<std::string_view>({"learned", "sinusoidal"});
+static_assert(names_match<PositionKind>(position_kind_names));
 
 // Adds position information to x [B, L, d_model] for L <= max_length: a learned
 // table (a parameter) or the fixed sinusoids of Vaswani et al. (a buffer).

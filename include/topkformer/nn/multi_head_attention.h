@@ -1,4 +1,4 @@
-// Multi-head attention with a swappable variant (vanilla, chunked, topk, performer).
+// Multi-head attention with a swappable variant (attention::AttentionKind).
 #pragma once
 
 #include <memory>

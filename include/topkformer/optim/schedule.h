@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "topkformer/core/names.h"
+
 namespace topkformer::optim {
 
 enum class ScheduleKind {
@@ -12,8 +14,11 @@ enum class ScheduleKind {
   rsqrt_decay,   // LRA: base * linear_warmup * 1 / sqrt(max(step, warmup))
   cosine,        // base -> min over [warmup, total]
   linear,        // base -> min over [warmup, total]
+  count
 };
-ScheduleKind parse_schedule_kind(const std::string& name);
+inline constexpr auto schedule_kind_names = std::to_array<std::string_view>(
+    {"constant", "inverse_sqrt", "rsqrt_decay", "cosine", "linear"});
+static_assert(names_match<ScheduleKind>(schedule_kind_names));
 
 struct ScheduleOptions {
   ScheduleKind kind = ScheduleKind::constant;

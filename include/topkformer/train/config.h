@@ -5,9 +5,13 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "topkformer/core/names.h"
+#include "topkformer/core/runtime.h"
+#include "topkformer/dist/communicator.h"
 #include "topkformer/models/models.h"
 #include "topkformer/optim/optimizer.h"
 #include "topkformer/optim/schedule.h"
@@ -17,24 +21,49 @@
 // the file and `--set section.key=value` overrides are validated against that
 // schema, and an unknown key, a wrong type or an out-of-range value is an
 // Error of the form `configs/x.yaml:12: attention.kind: expected one of
-// vanilla|chunked|topk|performer, got 'topK'`.
+// vanilla|..., got 'topK'` (a choice's names: its table, `topkformer config
+// --list-choices`).
 
 namespace topkformer::train {
 
-// What is learned from which files: listops and text are classifiers over
-// `label<TAB>text` style TSV files, retrieval is the AAN dual encoder, lm the
-// next-token language model over a plain text file.
-enum class TaskKind { listops, text, retrieval, lm };
-enum class TokenizerKind { listops, byte, word, sentencepiece };
-enum class OptimizerKind { adamw, sgd };
+// The config's choices, each with its name table (what the config spells;
+// the schema reads the tables). The task is what is learned from which
+// files: listops and text are classifiers over `label<TAB>text` style TSV
+// files, retrieval is the AAN dual encoder, lm the next-token language model
+// over a plain text file.
+enum class TaskKind { listops, text, retrieval, lm, count };
+inline constexpr auto task_names =
+    std::to_array<std::string_view>({"listops", "text", "retrieval", "lm"});
+static_assert(names_match<TaskKind>(task_names));
+inline std::string task_name(TaskKind kind) {
+  return enum_name(task_names, kind);
+}
 
-// Names as the config spells them; parse_* throw an Error listing the choices.
-TaskKind parse_task_kind(const std::string& name);            // listops|text|retrieval|lm
-TokenizerKind parse_tokenizer_kind(const std::string& name);  // listops|byte|word|sentencepiece
-OptimizerKind parse_optimizer_kind(const std::string& name);  // adamw|sgd
-std::string task_name(TaskKind kind);
-std::string tokenizer_name(TokenizerKind kind);
-std::string optimizer_name(OptimizerKind kind);
+enum class TokenizerKind { listops, byte, word, sentencepiece, count };
+inline constexpr auto tokenizer_names =
+    std::to_array<std::string_view>({"listops", "byte", "word", "sentencepiece"});
+static_assert(names_match<TokenizerKind>(tokenizer_names));
+
+enum class OptimizerKind { adamw, sgd, count };
+inline constexpr auto optimizer_names = std::to_array<std::string_view>({"adamw", "sgd"});
+static_assert(names_match<OptimizerKind>(optimizer_names));
+
+// The evaluation metrics; accuracy is for classifiers, perplexity for lm.
+enum class Metric { accuracy, loss, perplexity, count };
+inline constexpr auto metric_names =
+    std::to_array<std::string_view>({"accuracy", "loss", "perplexity"});
+static_assert(names_match<Metric>(metric_names));
+inline std::string metric_name(Metric metric) {
+  return enum_name(metric_names, metric);
+}
+
+// The splits evaluated (eval.split, `topkformer eval --split`).
+enum class EvalSplit { valid, test, count };
+inline constexpr auto eval_split_names = std::to_array<std::string_view>({"valid", "test"});
+static_assert(names_match<EvalSplit>(eval_split_names));
+inline std::string eval_split_name(EvalSplit split) {
+  return enum_name(eval_split_names, split);
+}
 
 // `path` with every `${TOPKFORMER_DATA}` replaced by data::data_root(), so
 // that configs name the shared data without machine-specific paths. The
@@ -66,9 +95,9 @@ struct DataConfig {
   std::string cache_dir;
 
   std::filesystem::path directory() const;   // expand_path(dir)
-  std::filesystem::path train_path() const;  // split_path("train")
-  // directory() / the split's file; split is train|valid|test (else an Error).
-  std::filesystem::path split_path(const std::string& split) const;
+  std::filesystem::path train_path() const;  // directory() / train_file
+  // directory() / valid_file or test_file.
+  std::filesystem::path split_path(EvalSplit split) const;
 };
 
 struct OptimizerConfig {
@@ -102,24 +131,29 @@ struct LoopConfig {
       30.0;                    // also save when this long has passed since the last save; 0: never
   std::int64_t keep_last = 3;  // step checkpoints kept (the best one is kept besides)
   double label_smoothing = 0.0;
-  std::string best_metric = "auto";  // accuracy|loss|perplexity; auto: accuracy or perplexity
-  std::int64_t early_stopping = 0;   // stop after N evaluations without improvement; 0: never
-  std::int64_t max_bad_steps = 5;    // consecutive NaN/Inf steps skipped before the run stops
+  // The metric that picks the best checkpoint; none (`auto`): the task's
+  // own, accuracy or perplexity.
+  std::optional<Metric> best_metric;
+  std::int64_t early_stopping = 0;  // stop after N evaluations without improvement; 0: never
+  std::int64_t max_bad_steps = 5;   // consecutive NaN/Inf steps skipped before the run stops
 };
 
 struct EvalConfig {
   std::int64_t batch_size = 32;
   std::int64_t segment_length = 1024;  // lm: tokens per non-overlapping evaluation segment
   std::int64_t max_batches = 0;        // evaluations during training stop after N batches; 0: all
-  std::string split = "valid";         // the split evaluated during training
+  EvalSplit split = EvalSplit::valid;  // the split evaluated during training
 };
 
 struct RuntimeConfig {
-  std::string device = "cpu";        // cpu|cuda|cuda:N (cuda needs the CUDA backend and a GPU)
-  std::int64_t threads = 0;          // CPU threads; 0: all cores
-  std::uint64_t seed = 0;            // initialisation, dropout and data order
-  std::string precision = "fp32";    // fp32|tf32|bf16: GPU matrix products (not fp32: cuda only)
-  std::string distributed = "auto";  // auto|single|mpi|nccl (nccl needs device cuda)
+  std::string device = "cpu";  // cpu|cuda|cuda:N (cuda needs the CUDA backend and a GPU)
+  std::int64_t threads = 0;    // CPU threads; 0: all cores
+  std::uint64_t seed = 0;      // initialisation, dropout and data order
+  // GPU matrix products (not fp32: cuda only)
+  MatmulPrecision precision = MatmulPrecision::fp32;
+  // The data-parallel backend (nccl needs device cuda); none (`auto`): by
+  // the launcher and device (dist::choose_backend).
+  std::optional<dist::Backend> distributed;
   // Seconds a rank waits in a collective before it ends the job naming the
   // ranks that do not respond; 0: forever, with MPI's blocking calls.
   double collective_timeout = 1800.0;
@@ -165,6 +199,10 @@ void validate(const Config& config);
 std::string to_yaml(const Config& config);
 // 64-bit FNV-1a of to_yaml(config) as 16 hex digits: state.yaml records it.
 std::string config_hash(const Config& config);
+// Every choice key with its names in table order, one `section.key: a|b|c`
+// line each, in schema order: what `topkformer config --list-choices` prints
+// (for scripts). `auto`, where a key takes it, comes first and is no value.
+std::string choices_text();
 // The Markdown tables of every key (type, default, meaning), one per section,
 // that docs/config.md holds verbatim (a test keeps them in sync).
 std::string schema_markdown();

@@ -21,7 +21,7 @@
 namespace topkformer::train {
 
 struct EvalResult {
-  std::string split;
+  EvalSplit split = EvalSplit::valid;
   double loss = 0.0;               // mean per example (classifiers) or per predicted token (lm)
   std::optional<double> accuracy;  // classifiers
   std::optional<double>
@@ -39,12 +39,14 @@ struct EvalResult {
   // Sets loss, accuracy and perplexity from the sums.
   void complete();
 
-  // accuracy, loss or perplexity; throws when this result has no such metric.
-  double metric(const std::string& name) const;
+  // Throws when this result has no such metric (accuracy of an lm).
+  double metric(Metric metric) const;
 };
 
 // Whether a larger value of the metric is better (accuracy) or a smaller (loss, perplexity).
-bool higher_is_better(const std::string& metric);
+inline bool higher_is_better(Metric metric) {
+  return metric == Metric::accuracy;
+}
 
 // The examples and tokens (real ones, padding excluded) of one training batch.
 struct BatchCounts {
@@ -88,10 +90,10 @@ class Task {
   // shard evaluates batches shard.index, shard.index + shard.count, ...;
   // the result holds the sums (call complete() for the means), so adding up
   // the shards' sums and completing gives the whole split's result.
-  virtual EvalResult evaluate(const std::string& split, std::int64_t batch_size,
-                              std::int64_t max_batches, Shard shard = {}) = 0;
+  virtual EvalResult evaluate(EvalSplit split, std::int64_t batch_size, std::int64_t max_batches,
+                              Shard shard = {}) = 0;
   // The metric `train.best_metric: auto` means: accuracy or perplexity.
-  virtual std::string default_metric() const = 0;
+  virtual Metric default_metric() const = 0;
 
   // A flag (set by a signal handler) that ends an evaluation after its
   // current batch, marking the result interrupted: a stop request must not

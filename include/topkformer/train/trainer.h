@@ -37,7 +37,7 @@ struct TrainSummary {
   std::int64_t last_step = 0;   // the step the run reached
   std::vector<double> losses;   // of every step this call ran, averaged over the ranks
   std::optional<EvalResult> last_eval;
-  std::string metric;                 // the one train.best_metric selects by
+  Metric metric = Metric::accuracy;   // the one train.best_metric selects by
   std::optional<double> best_metric;  // its best value so far
   std::filesystem::path last_checkpoint;
   bool interrupted = false;    // stopped by stop_requested
@@ -53,7 +53,7 @@ TrainSummary run_training(const Config& config, const TrainOptions& options);
 // describes (whose attention and feed-forward variants may differ from the
 // ones it was trained with) and evaluates `split`.
 EvalResult evaluate_checkpoint(const Config& config, const std::filesystem::path& checkpoint,
-                               const std::string& split);
+                               EvalSplit split);
 
 // The result as one line of JSON (what metrics.jsonl and `eval` write).
 std::string to_json_line(const EvalResult& result, std::int64_t step);

@@ -80,6 +80,8 @@ cublasComputeType_t compute_type(DType dtype) {
       return CUBLAS_COMPUTE_32F_FAST_TF32;
     case MatmulPrecision::bf16:
       return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case MatmulPrecision::count:
+      break;
   }
   return CUBLAS_COMPUTE_32F;
 }
@@ -102,10 +104,8 @@ void CudaBackend::gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool 
   auto* c_base = static_cast<char*>(c.storage()->data());
   const std::int64_t element = static_cast<std::int64_t>(c.element_size());
   // Row-major op(A) is [m, k]; passed as the column-major second operand.
-  const cublasOperation_t op_a =
-      (transpose_a != plan.a.transposed) ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const cublasOperation_t op_b =
-      (transpose_b != plan.b.transposed) ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_a = (transpose_a != plan.a.transposed) ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = (transpose_b != plan.b.transposed) ? CUBLAS_OP_T : CUBLAS_OP_N;
   const Shape outer_batch(plan.batch.begin(), plan.batch.end() - split.inner_dims);
   cublasHandle_t handle = cuda::cublas_handle(launch.device_index());
   for (std::int64_t item = 0; item < split.outer_items; ++item) {
