@@ -1,13 +1,11 @@
 // Reductions: row sums and maxima, and the sum over broadcast dimensions.
 #include <array>
 
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/reduce_check.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/reduce.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
   const std::int64_t n = check_sum_rows(x, out);
@@ -149,4 +147,4 @@ void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu
