@@ -17,7 +17,7 @@ void check_update_operands(std::initializer_list<const Tensor*> operands, const 
 
 template <typename T>
 TKF_HOST_DEVICE inline void adamw_element(T& p, T g, T& m, T& v, const AdamWStep& step) {
-  const double gi = g;
+  const double gi = g * step.grad_scale;
   const double mi = step.beta1 * m + (1.0 - step.beta1) * gi;
   const double vi = step.beta2 * v + (1.0 - step.beta2) * gi * gi;
   m = static_cast<T>(mi);
@@ -30,7 +30,8 @@ TKF_HOST_DEVICE inline void adamw_element(T& p, T g, T& m, T& v, const AdamWStep
 
 template <typename T>
 TKF_HOST_DEVICE inline void sgd_element(T& p, T g, T& u, const SgdStep& step) {
-  const double velocity = step.momentum * u + g + step.weight_decay * p;
+  const double gi = g * step.grad_scale;
+  const double velocity = step.momentum * u + gi + step.weight_decay * p;
   u = static_cast<T>(velocity);
   p = static_cast<T>(p - step.learning_rate * velocity);
 }

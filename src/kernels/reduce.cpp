@@ -27,4 +27,16 @@ void check_sum_to(const Tensor& x, const Tensor& out) {
   }
 }
 
+std::int64_t check_sum_squares(const Tensor& x, const Tensor& out) {
+  TKF_CHECK(is_floating(x.dtype()), "sum_squares: expected an f32 or f64 tensor, got ",
+            dtype_name(x.dtype()));
+  TKF_CHECK(x.is_contiguous(), "sum_squares: input must be contiguous");
+  TKF_CHECK(out.numel() == 1 && out.is_contiguous() && out.dtype() == DType::f64,
+            "sum_squares: expected one f64 element for the result, got ", dtype_name(out.dtype()),
+            " ", shape_str(out.shape()));
+  TKF_CHECK(out.device() == x.device(), "sum_squares: operands on ", x.device().str(), " and ",
+            out.device().str());
+  return x.numel();
+}
+
 }  // namespace topkformer::kernels

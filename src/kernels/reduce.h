@@ -18,4 +18,8 @@ std::int64_t check_max_rows(const Tensor& x, const Tensor& indices);
 // sum_to: out has x's rank and each of its extents is x's or 1.
 void check_sum_to(const Tensor& x, const Tensor& out);
 
+// sum_squares: x contiguous and floating, out one contiguous f64 element on
+// x's device. Returns x's element count.
+std::int64_t check_sum_squares(const Tensor& x, const Tensor& out);
+
 }  // namespace topkformer::kernels

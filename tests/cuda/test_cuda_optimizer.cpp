@@ -1,7 +1,8 @@
 // The CUDA fused optimizer updates against their CPU twins: several steps of
 // AdamW (bias corrections 1 - beta^t, with and without weight decay) and of
-// SGD (with and without momentum and weight decay), the parameter and the
-// state compared after every step.
+// SGD (with and without momentum and weight decay), every other step with a
+// gradient scale (clipping), the parameter and the state compared after
+// every step.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,6 +52,7 @@ TEST_P(CudaOptimizerKernel, AdamWStepsMatchCpu) {
       step.learning_rate = 1e-2;
       step.weight_decay = weight_decay;
       for (int t = 1; t <= steps; ++t) {
+        step.grad_scale = t % 2 == 0 ? 0.3 : 1.0;  // every other step clipped
         step.bias_correction1 = 1.0 - std::pow(step.beta1, t);
         step.bias_correction2 = 1.0 - std::pow(step.beta2, t);
         const Pair grad(random_normal(shape, dtype(), 71 + t));
@@ -82,6 +84,7 @@ TEST_P(CudaOptimizerKernel, SgdStepsMatchCpu) {
       step.momentum = momentum_factor;
       step.weight_decay = weight_decay;
       for (int t = 1; t <= steps; ++t) {
+        step.grad_scale = t % 2 == 0 ? 0.3 : 1.0;  // every other step clipped
         const Pair grad(random_normal(shape, dtype(), 81 + t));
         cpu_kernels().sgd_update(parameter.cpu, grad.cpu, momentum.cpu, step);
         gpu_kernels().sgd_update(parameter.gpu, grad.gpu, momentum.gpu, step);

@@ -1,7 +1,8 @@
 // The CUDA reductions against their CPU twins on the same inputs: sum_rows
 // (warp rows, block rows, long rows split into segments), max_rows (first
-// maximum, NaN, ties across threads and warps) and sum_to (column and row
-// reductions, strided inputs and outputs, the bias gradient [N, D] -> [1, D]).
+// maximum, NaN, ties across threads and warps), sum_to (column and row
+// reductions, strided inputs and outputs, the bias gradient [N, D] -> [1, D])
+// and sum_squares (one warp, one block, segments).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -311,6 +312,28 @@ TEST_P(CudaReduceKernel, SumToRejectsShapesThatDoNotBroadcast) {
                              Tensor::empty({2, 5}, dtype(), gpu));
       },
       {"sum_to", "[4, 5]", "[2, 5]"});
+}
+
+// ---- sum_squares ----
+
+TEST_P(CudaReduceKernel, SumSquaresMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  for (const std::int64_t n : {0, 1, 1000, 1025, 65537, 300001, (1 << 22) + 3}) {
+    const Tensor x = random_normal({n}, dtype(), 64, 3.0);
+    const Tensor want = Tensor::empty({}, DType::f64);
+    cpu_kernels().sum_squares(x, want);
+    const Tensor got = Tensor::empty({1}, DType::f64, gpu);
+    gpu_kernels().sum_squares(on_gpu(x), got);
+    // Positive terms in double in two orders: no cancellation.
+    expect_matches_cpu(got.view({}), want, 1e-12, 1.0, "n " + std::to_string(n));
+    const Tensor again = Tensor::empty({1}, DType::f64, gpu);
+    gpu_kernels().sum_squares(on_gpu(x), again);
+    EXPECT_EQ(read_values(got.to(Device::cpu())), read_values(again.to(Device::cpu())))
+        << "n " << n << ": not the same bits twice";
+  }
+  const Tensor x = on_gpu(random_normal({5}, dtype(), 65));
+  expect_error_containing([&] { gpu_kernels().sum_squares(x, Tensor::empty({}, DType::f64)); },
+                          {"sum_squares: operands on cuda:0 and cpu"});
 }
 
 TEST_P(CudaReduceKernel, OperandsOnAnotherDeviceAreAnError) {

@@ -53,17 +53,21 @@ struct DropoutAddressing {
   }
 };
 
-// One AdamW step (Loshchilov & Hutter): m = b1 m + (1 - b1) g,
-// v = b2 v + (1 - b2) g^2, p -= lr (m / c1 / (sqrt(v / c2) + eps) + wd p),
-// with c1, c2 the bias corrections 1 - b^t.
+// One AdamW step (Loshchilov & Hutter) on the gradient g = grad_scale * grad:
+// m = b1 m + (1 - b1) g, v = b2 v + (1 - b2) g^2,
+// p -= lr (m / c1 / (sqrt(v / c2) + eps) + wd p), with c1, c2 the bias
+// corrections 1 - b^t. grad_scale is the clip factor of gradient clipping,
+// applied in the update so that clipping makes no pass of its own.
 struct AdamWStep {
   double learning_rate = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
   double bias_correction1 = 1.0, bias_correction2 = 1.0;
+  double grad_scale = 1.0;
 };
 
-// One SGD step with momentum: u = momentum u + g + wd p, p -= lr u.
+// One SGD step with momentum on g = grad_scale * grad: u = momentum u + g + wd p,
+// p -= lr u.
 struct SgdStep {
-  double learning_rate = 0.1, momentum = 0.0, weight_decay = 0.0;
+  double learning_rate = 0.1, momentum = 0.0, weight_decay = 0.0, grad_scale = 1.0;
 };
 
 class Backend {
@@ -101,6 +105,11 @@ class Backend {
   // Sums x into out, whose shape broadcasts to x's (same rank): the gradient of
   // a broadcast. out may be a view; it is overwritten.
   virtual void sum_to(const Tensor& x, const Tensor& out) = 0;
+  // out (one f64 element, whatever x's dtype) = the sum of x's squared
+  // elements, accumulated in f64 in an order fixed by x's size (the same bits
+  // on every run; the devices' orders differ, so they agree to rounding). The
+  // squared L2 norm of a gradient, which stays on the device.
+  virtual void sum_squares(const Tensor& x, const Tensor& out) = 0;
 
   // ---- softmax: the softmax family, rows of the last dimension ----
   // Masked entries get probability 0 (log-probability -inf); a fully masked

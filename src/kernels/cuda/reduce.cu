@@ -53,6 +53,22 @@ struct StoreStrided {
   }
 };
 
+// The squares of x's elements, as one row.
+template <typename T>
+struct SquaresSource {
+  const T* x;
+  __device__ std::int64_t base(std::int64_t) const { return 0; }
+  __device__ double value(std::int64_t, std::int64_t k) const {
+    const double element = static_cast<double>(x[k]);
+    return element * element;
+  }
+};
+
+struct StoreScalar {
+  double* out;
+  __device__ void operator()(std::int64_t, std::int64_t, double total) const { *out = total; }
+};
+
 template <typename T>
 struct ArgMaxSource {
   const T* x;
@@ -130,6 +146,18 @@ void CudaBackend::sum_rows(const Tensor& x, const Tensor& out) {
     // split into segments (row_sums). Empty rows sum to 0.
     const StridedSource<T> source{typed<T>(x), linear_dims(rows, n), linear_dims(n)};
     row_sums(source, StoreStrided<T>{typed_mut<T>(out), linear_dims(rows)}, rows, n, x.device(),
+             launch.stream());
+  });
+}
+
+void CudaBackend::sum_squares(const Tensor& x, const Tensor& out) {
+  const std::int64_t n = check_sum_squares(x, out);
+  const cuda::Launch launch(x, {&out}, "sum_squares");
+  dispatch_floating(x.dtype(), "sum_squares", [&](auto zero) {
+    using T = decltype(zero);
+    // One row of n elements, deterministic (row_sums): a block, or segments
+    // and a second pass in order for long tensors. An empty x sums to 0.
+    row_sums(SquaresSource<T>{typed<T>(x)}, StoreScalar{typed_mut<double>(out)}, 1, n, x.device(),
              launch.stream());
   });
 }
