@@ -94,8 +94,8 @@ TEST(CudaModels, LanguageModelStepMatchesTheCpuForEveryVariant) {
       EXPECT_NEAR(gpu_step.loss, cpu_step.loss, 1e-5 * std::abs(cpu_step.loss)) << what;
       for (std::size_t p = 0; p < cpu_step.gradients.size(); ++p) {
         const auto& [name, want] = cpu_step.gradients[p];
-        expect_all_close(read_values(gpu_step.gradients[p].second), read_values(want), 1e-4,
-                         1e-2, what + ": gradient of " + name);
+        expect_all_close(read_values(gpu_step.gradients[p].second), read_values(want), 1e-4, 1e-2,
+                         what + ": gradient of " + name);
         expect_all_close(read_values(gpu_step.weights[p].second),
                          read_values(cpu_step.weights[p].second), 1e-3, 1e-1,
                          what + ": weight after the step " + name);
@@ -132,18 +132,18 @@ TEST(CudaModels, AttentionVariantsEqualVanillaOnTheGpu) {
     context.causal = causal;
     context.scale = 0.25;
     if (!causal) context.key_lengths = Tensor::from_vector<std::int64_t>({2}, {50, 23}).to(gpu);
-    const auto run = [&](const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>&
-                             attend) {
-      std::vector<Tensor> inputs;
-      for (std::uint64_t seed = 1; seed <= 3; ++seed) {
-        Tensor x = random_normal({2, 3, 50, 16}, DType::f32, seed).to(gpu);
-        x.set_requires_grad(true);
-        inputs.push_back(x);
-      }
-      const Tensor out = attend(inputs[0], inputs[1], inputs[2]);
-      autograd::backward({out}, {random_normal(out.shape(), DType::f32, 9).to(gpu)});
-      return std::vector<Tensor>{out, inputs[0].grad(), inputs[1].grad(), inputs[2].grad()};
-    };
+    const auto run =
+        [&](const std::function<Tensor(const Tensor&, const Tensor&, const Tensor&)>& attend) {
+          std::vector<Tensor> inputs;
+          for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+            Tensor x = random_normal({2, 3, 50, 16}, DType::f32, seed).to(gpu);
+            x.set_requires_grad(true);
+            inputs.push_back(x);
+          }
+          const Tensor out = attend(inputs[0], inputs[1], inputs[2]);
+          autograd::backward({out}, {random_normal(out.shape(), DType::f32, 9).to(gpu)});
+          return std::vector<Tensor>{out, inputs[0].grad(), inputs[1].grad(), inputs[2].grad()};
+        };
     const auto vanilla = run([&](const Tensor& q, const Tensor& k, const Tensor& v) {
       return attention::vanilla_attention(q, k, v, context);
     });
