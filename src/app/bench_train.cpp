@@ -132,8 +132,9 @@ void run_train_bench(const TrainBenchOptions& options) {
       loss_sum += loss.item();
       autograd::backward(loss);
     }
-    optim::clip_grad_norm(parameters, config.optimizer.clip_norm);
-    optimizer->step(optim::learning_rate(schedule, step));
+    const double grad_norm = optim::grad_norm(parameters);
+    optimizer->step(optim::learning_rate(schedule, step),
+                    optim::clip_factor(grad_norm, config.optimizer.clip_norm));
     optimizer->zero_grad();
     last_loss = loss_sum;
   };

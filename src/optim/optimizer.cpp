@@ -57,7 +57,7 @@ AdamW::AdamW(nn::NamedTensors parameters, AdamWOptions options)
   decays_ = decay_flags(parameters_, options_.no_decay);
 }
 
-void AdamW::step(double learning_rate) {
+void AdamW::step(double learning_rate, double grad_scale) {
   autograd::NoGradGuard no_grad;
   ++steps_;
   kernels::AdamWStep update;
@@ -67,6 +67,7 @@ void AdamW::step(double learning_rate) {
   update.eps = options_.eps;
   update.bias_correction1 = 1.0 - std::pow(options_.beta1, double(steps_));
   update.bias_correction2 = 1.0 - std::pow(options_.beta2, double(steps_));
+  update.grad_scale = grad_scale;
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
     const Tensor& parameter = parameters_[i].second;
     const Tensor grad = parameter.grad();
@@ -89,7 +90,7 @@ Sgd::Sgd(nn::NamedTensors parameters, SgdOptions options)
   decays_ = decay_flags(parameters_, options_.no_decay);
 }
 
-void Sgd::step(double learning_rate) {
+void Sgd::step(double learning_rate, double grad_scale) {
   autograd::NoGradGuard no_grad;
   ++steps_;
   for (std::size_t i = 0; i < parameters_.size(); ++i) {
@@ -97,7 +98,7 @@ void Sgd::step(double learning_rate) {
     const Tensor grad = parameter.grad();
     if (!grad.defined()) continue;
     const kernels::SgdStep update{learning_rate, options_.momentum,
-                                  decays_[i] ? options_.weight_decay : 0.0};
+                                  decays_[i] ? options_.weight_decay : 0.0, grad_scale};
     kernels::backend(parameter.device())
         .sgd_update(parameter, grad.contiguous(), momentum_[i], update);
   }
@@ -107,23 +108,33 @@ nn::NamedTensors Sgd::state() const {
   return named_state(parameters_, "momentum", momentum_);
 }
 
-double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm) {
+double grad_norm(const std::vector<Tensor>& parameters) {
   autograd::NoGradGuard no_grad;
-  double squares = 0.0;
+  std::vector<Tensor> grads;
   for (const Tensor& parameter : parameters) {
     const Tensor grad = parameter.grad();
-    if (!grad.defined()) continue;
-    for (double value : grad.to(DType::f64).to_vector<double>()) squares += value * value;
+    if (grad.defined()) grads.push_back(grad.contiguous());
   }
-  const double norm = std::sqrt(squares);
-  if (max_norm > 0.0 && norm > max_norm) {
-    const double factor = max_norm / norm;
-    for (const Tensor& parameter : parameters) {
-      const Tensor grad = parameter.grad();
-      if (grad.defined()) kernels::backend(grad.device()).affine(grad, factor, 0.0, grad);
-    }
+  if (grads.empty()) return 0.0;
+  // Each gradient's sum of squares into one f64 slot on the device, then the
+  // slots' sum in order there: only the total crosses to the host.
+  const Device device = grads.front().device();
+  kernels::Backend& backend = kernels::backend(device);
+  const auto count = static_cast<std::int64_t>(grads.size());
+  const Tensor squares = Tensor::empty({count}, DType::f64, device);
+  for (std::int64_t i = 0; i < count; ++i) {
+    const Tensor& grad = grads[static_cast<std::size_t>(i)];
+    TKF_CHECK(grad.device() == device, "grad_norm: gradients on ", device.str(), " and ",
+              grad.device().str());
+    backend.sum_squares(grad, squares.narrow(0, i, 1));
   }
-  return norm;
+  const Tensor total = Tensor::empty({1}, DType::f64, device);
+  backend.sum_rows(squares.view({1, count}), total);
+  return std::sqrt(total.item());
+}
+
+double clip_factor(double norm, double max_norm) {
+  return max_norm > 0.0 && norm > max_norm ? max_norm / norm : 1.0;
 }
 
 }  // namespace topkformer::optim

@@ -198,7 +198,7 @@ class Trainer {
                   config_.train.max_bad_steps, "); stopping. ", advice_after_bad_steps());
       } else {
         bad_in_row = 0;
-        optimizer_->step(learning_rate);
+        optimizer_->step(learning_rate, optim::clip_factor(grad_norm, config_.optimizer.clip_norm));
         optimizer_->zero_grad();
         last_update_step_ = step;
         interval.loss += loss;
@@ -290,8 +290,8 @@ class Trainer {
 
   // Gradients of the mean loss over the global batch: each rank's shard is
   // split into micro-batches (each loss weighted 1/parts: they are equally
-  // large), the ranks' gradients are averaged, then clipped by their norm
-  // (the same on every rank once averaged).
+  // large), the ranks' gradients are averaged, then measured by their norm
+  // (the same on every rank once averaged), which the update clips by.
   StepResult forward_backward() {
     const std::int64_t parts = config_.train.accumulation;
     const BatchCounts counts = task_->draw_batch(parts, shard_);
@@ -305,8 +305,7 @@ class Trainer {
     reducer_->average();
     const std::vector<double> totals =
         sum_over_ranks(communicator_, {loss, double(counts.examples), double(counts.tokens)});
-    const double grad_norm =
-        optim::clip_grad_norm(model_->parameters(), config_.optimizer.clip_norm);
+    const double grad_norm = optim::grad_norm(model_->parameters());
     return {totals[0] / double(shard_.count),
             grad_norm,
             {std::int64_t(totals[1]), std::int64_t(totals[2])}};

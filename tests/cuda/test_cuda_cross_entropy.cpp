@@ -189,7 +189,7 @@ TEST(CudaCrossEntropyErrors, OperandsOnTheWrongDeviceOrOfTheWrongShapeThrow) {
       {"cross_entropy_backward: expected a CUDA tensor"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaCrossEntropy, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaCrossEntropy, floating_dtypes(), dtype_test_name);
 
 }  // namespace
 }  // namespace topkformer::testing

@@ -220,7 +220,7 @@ TEST_P(CudaElementwiseKernel, EmptyTensorsAreANoOp) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaElementwiseKernel, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaElementwiseKernel, floating_dtypes(), dtype_test_name);
 
 // A view whose offsets pass 2^31 elements (8 GiB of f32) takes the kernels'
 // 64-bit index path, for reading (unary, binary) and for writing (fill).

@@ -177,7 +177,7 @@ TEST_P(CudaLinearAttentionKernel, MisshapedOutputsAreAnError) {
       {"causal_linear_attention_backward", "d_v", "[1, 5, 4]", "[1, 4, 4]"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaLinearAttentionKernel, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaLinearAttentionKernel, floating_dtypes(), dtype_test_name);
 
 }  // namespace
 }  // namespace topkformer::testing

@@ -215,7 +215,7 @@ TEST_P(CudaRandomKernel, DropoutOfAnEmptyTensorIsANoOp) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaRandomKernel, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaRandomKernel, floating_dtypes(), dtype_test_name);
 
 TEST(CudaRandomErrors, OperandsAndArguments) {
   SKIP_WITHOUT_GPU();

@@ -183,7 +183,7 @@ TEST_P(CudaRowsKernel, OperandOnAnotherDeviceIsAnError) {
                           {"scatter_add_rows", "cpu"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaRowsKernel, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaRowsKernel, floating_dtypes(), dtype_test_name);
 
 }  // namespace
 }  // namespace topkformer::testing

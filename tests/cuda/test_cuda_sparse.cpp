@@ -266,7 +266,7 @@ TEST_P(CudaSparseKernel, OperandOnAnotherDeviceIsAnError) {
       {"sparse_scatter_add", "cpu"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaSparseKernel, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaSparseKernel, floating_dtypes(), dtype_test_name);
 
 }  // namespace
 }  // namespace topkformer::testing

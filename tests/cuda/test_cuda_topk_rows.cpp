@@ -250,7 +250,7 @@ TEST_P(CudaTopKRows, RejectsBadOperandsLikeCpu) {
                           {"topk_rows: operands must be contiguous"});
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaTopKRows, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaTopKRows, floating_dtypes(), dtype_test_name);
 
 }  // namespace
 }  // namespace topkformer::testing

@@ -129,7 +129,7 @@ TEST_P(CudaTopKScores, KeyLengthsOnTheHost) {
                          "lengths on the host");
 }
 
-INSTANTIATE_TEST_SUITE_P(Floating, CudaTopKScores, floating_dtypes(), dtype_test_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, CudaTopKScores, floating_dtypes(), dtype_test_name);
 
 TEST(CudaTopKScoresErrors, OperandOnAnotherDevice) {
   SKIP_WITHOUT_GPU();

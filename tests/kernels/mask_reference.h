@@ -21,6 +21,36 @@ struct MaskCase {
   DType length_dtype = DType::i64;
 };
 
+// Masks of every kind: causal with offsets (negative, past or before the
+// keys), key lengths i32 and i64 (negative, 0, past Lk), both, and rows from
+// 1 to 50000 keys (the CUDA kernels take a warp per row up to Lk = 1024, a
+// block beyond).
+inline const std::vector<MaskCase>& mask_edge_cases() {
+  static const std::vector<MaskCase> cases = {
+      {"unmasked_1x1", {1, 1}},
+      {"unmasked_one_column", {7, 1}},
+      {"unmasked_rows", {3, 17}},
+      {"unmasked_rank4", {2, 3, 4, 33}},
+      {"causal", {2, 3, 5, 5}, true, 0},
+      {"causal_more_queries_than_keys", {2, 2, 7, 4}, true, 0},
+      {"causal_offset_kv_cache", {2, 4, 7}, true, 3},
+      {"causal_negative_offset", {2, 5, 5}, true, -2},              // rows 0 and 1 fully masked
+      {"causal_offset_past_keys", {1, 2, 3, 6}, true, 10},          // nothing masked
+      {"causal_offset_before_keys", {1, 2, 3, 6}, true, -9},        // everything masked
+      {"lengths_i64", {3, 2, 4, 6}, false, 0, {6, 2, 0}},           // item 2 fully masked
+      {"lengths_i32", {3, 4, 6}, false, 0, {1, 5, 9}, DType::i32},  // 9 > Lk: no mask
+      {"lengths_negative", {2, 2, 3, 5}, false, 0, {-1, 3}},
+      {"causal_and_lengths", {2, 2, 6, 6}, true, 0, {4, 6}},
+      {"offset_and_lengths_i32", {2, 3, 4, 7}, true, 3, {5, 7}, DType::i32},
+      {"warp_rows_causal", {2, 40, 1024}, true, 990},
+      {"block_rows_causal", {1, 2, 40, 1500}, true, 1470},
+      {"block_rows_lengths_i32", {2, 3, 2, 5000}, false, 0, {4097, 123}, DType::i32},
+      {"block_rows_causal_and_lengths", {2, 1, 3, 2000}, true, 1990, {2000, 1025}},
+      {"block_rows_long_lengths_i64", {2, 1, 50000}, false, 0, {50000, 31000}},
+  };
+  return cases;
+}
+
 // The case's mask, key lengths (if any) on the CPU.
 inline kernels::RowMask make_mask(const MaskCase& c) {
   return row_mask_of(c.causal, c.causal_offset, c.key_lengths, c.length_dtype);

@@ -1,9 +1,14 @@
 // Reductions against plain loops in double: sum_rows, max_rows (value and first
-// index of the maximum) and sum_to over several broadcast patterns.
+// index of the maximum), sum_to over several broadcast patterns and
+// sum_squares (whose order must not depend on the threads).
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "kernels/reduce_reference.h"
 #include "kernels/reference.h"
+#include "test_util.h"
+#include "topkformer/core/runtime.h"
 
 namespace topkformer::testing {
 namespace {
@@ -112,6 +117,53 @@ TEST_P(ReduceKernel, SumToWritesIntoAStridedView) {
   expect_all_close(out, reference_sum_to(x, out.shape()), tol());
   EXPECT_EQ(read_values(outside), outside_before);
   EXPECT_EQ(read_values(tail), tail_before);
+}
+
+// Sizes within one block of the CPU's (2^16 elements) and across several.
+const std::int64_t square_sizes[] = {0, 1, 17, 65536, 65537, 300001};
+
+TEST_P(ReduceKernel, SumSquaresMatchesALoopInDouble) {
+  for (const std::int64_t n : square_sizes) {
+    const Tensor x = random_normal({n}, dtype(), 61, 3.0);
+    double want = 0.0;
+    for (const double value : read_values(x)) want += value * value;
+    const Tensor out = Tensor::empty({}, DType::f64);
+    cpu_kernels().sum_squares(x, out);
+    // Both in double, in different orders: rounding of up to n additions.
+    EXPECT_NEAR(out.item(), want, 1e-13 * std::max(1.0, want)) << "n " << n;
+  }
+  // A scalar, a rank-3 tensor and a one-element view as the result.
+  const Tensor x = tensor_of({2, 1, 2}, {1.0, -2.0, 3.0, 0.5}, dtype());
+  const Tensor out = Tensor::zeros({3}, DType::f64);
+  cpu_kernels().sum_squares(x, out.narrow(0, 1, 1));
+  EXPECT_EQ(read_values(out), (std::vector<double>{0.0, 14.25, 0.0}));
+}
+
+TEST_P(ReduceKernel, SumSquaresIsTheSameBitsForAnyThreadCount) {
+  const Tensor x = random_normal({300001}, dtype(), 62);
+  const int threads = num_threads();
+  const Tensor one = Tensor::empty({}, DType::f64), many = Tensor::empty({}, DType::f64);
+  set_num_threads(1);
+  cpu_kernels().sum_squares(x, one);
+  set_num_threads(std::max(threads, 3));
+  cpu_kernels().sum_squares(x, many);
+  set_num_threads(threads);
+  EXPECT_EQ(one.item(), many.item());
+}
+
+TEST_P(ReduceKernel, SumSquaresChecksItsOperands) {
+  const Tensor x = random_normal({3, 4}, dtype(), 63);
+  expect_error_containing(
+      [&] {
+        cpu_kernels().sum_squares(x,
+                                  Tensor::empty({}, dtype() == DType::f64 ? DType::f32 : dtype()));
+      },
+      {"sum_squares: expected one f64 element"});
+  expect_error_containing([&] { cpu_kernels().sum_squares(x, Tensor::empty({2}, DType::f64)); },
+                          {"sum_squares: expected one f64 element", "[2]"});
+  expect_error_containing(
+      [&] { cpu_kernels().sum_squares(x.transpose(0, 1), Tensor::empty({}, DType::f64)); },
+      {"sum_squares: input must be contiguous"});
 }
 
 INSTANTIATE_TEST_SUITE_P(Floating, ReduceKernel, floating_dtypes(), dtype_test_name);

@@ -1,5 +1,5 @@
 // Row-wise top-k on long rows in the orders that take each selection path
-// (src/kernels/cpu/topk.cpp): the whole row (k >= n / 4), a threshold from a
+// (src/kernels/cpu/topk_rows.cpp): the whole row (k >= n / 4), a threshold from a
 // sample (k >= n / 16) and streaming (smaller k); random rows (the threshold
 // rejects almost everything), ascending (every entry beats the threshold),
 // descending and constant rows (ties go to the lower index), and a row whose

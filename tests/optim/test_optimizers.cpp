@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -86,15 +88,71 @@ TEST(Optimizers, NoDecayPatternsAreShellPatterns) {
   EXPECT_FALSE(matches_any("encoder.layers.0.ff.fc1.weight", {"*.bias", "*norm*"}));
 }
 
-TEST(ClipGradNorm, ScalesToTheMaximumAndReturnsTheNormBefore) {
+TEST(ClipGradNorm, TheNormAndTheFactorThatScalesItToTheMaximum) {
   Problem problem;
   problem.set_grads(2.0);  // three entries of 2: norm sqrt(12)
   const std::vector<Tensor> parameters{problem.weight, problem.bias};
-  EXPECT_NEAR(clip_grad_norm(parameters, 0.0), std::sqrt(12.0), 1e-12);  // measures only
-  EXPECT_NEAR(clip_grad_norm(parameters, 1.0), std::sqrt(12.0), 1e-12);
-  EXPECT_NEAR(clip_grad_norm(parameters, 0.0), 1.0, 1e-12);
-  EXPECT_NEAR(problem.bias.grad().value_at({0}), 2.0 / std::sqrt(12.0), 1e-12);
-  EXPECT_NEAR(clip_grad_norm(parameters, 5.0), 1.0, 1e-12);  // under the maximum: unchanged
+  const double norm = grad_norm(parameters);
+  EXPECT_NEAR(norm, std::sqrt(12.0), 1e-12);
+  EXPECT_EQ(problem.bias.grad().value_at({0}), 2.0);  // measuring changes nothing
+  EXPECT_NEAR(clip_factor(norm, 1.0), 1.0 / std::sqrt(12.0), 1e-15);
+  EXPECT_EQ(clip_factor(norm, 0.0), 1.0);                       // no clipping
+  EXPECT_EQ(clip_factor(norm, 5.0), 1.0);                       // under the maximum: unchanged
+  EXPECT_EQ(grad_norm({Tensor::zeros({2}, DType::f64)}), 0.0);  // no gradients
+}
+
+// The clip factor passed to the fused update gives the parameters and the
+// state that scaling the gradients first (the former clip_grad_norm: one
+// affine pass) and stepping with scale 1 gives. In f64 both round g * factor
+// once, so they agree to the last bits.
+template <typename MakeOptimizer>
+void expect_scaled_step_equals_clip_then_step(MakeOptimizer make_optimizer) {
+  Problem scaled, clipped;
+  auto scaled_optimizer = make_optimizer(scaled);
+  auto clipped_optimizer = make_optimizer(clipped);
+  for (int t = 1; t <= 3; ++t) {
+    scaled.set_grads(0.7 * t);
+    clipped.set_grads(0.7 * t);
+    const std::vector<Tensor> parameters{clipped.weight, clipped.bias};
+    const double factor = clip_factor(grad_norm(parameters), 0.5);
+    ASSERT_LT(factor, 1.0);
+    for (const Tensor& parameter : parameters) {
+      kernels::backend(Device::cpu()).affine(parameter.grad(), factor, 0.0, parameter.grad());
+    }
+    clipped_optimizer->step(0.1);
+    scaled_optimizer->step(0.1, factor);
+  }
+  for (const auto& [got, want] :
+       {std::pair{scaled.weight, clipped.weight}, std::pair{scaled.bias, clipped.bias}}) {
+    for (std::int64_t i = 0; i < got.numel(); ++i) {
+      EXPECT_NEAR(got.value_at({i}), want.value_at({i}), 1e-15) << "element " << i;
+    }
+  }
+  const nn::NamedTensors scaled_state = scaled_optimizer->state();
+  const nn::NamedTensors clipped_state = clipped_optimizer->state();
+  for (std::size_t s = 0; s < scaled_state.size(); ++s) {
+    const Tensor& got = scaled_state[s].second;
+    for (std::int64_t i = 0; i < got.numel(); ++i) {
+      EXPECT_NEAR(got.value_at({i}), clipped_state[s].second.value_at({i}), 1e-15)
+          << scaled_state[s].first << " element " << i;
+    }
+  }
+}
+
+TEST(ClipGradNorm, ScaledAdamWStepEqualsClipThenStep) {
+  expect_scaled_step_equals_clip_then_step([](const Problem& problem) {
+    AdamWOptions options;
+    options.weight_decay = 0.1;
+    return std::make_unique<AdamW>(problem.named(), options);
+  });
+}
+
+TEST(ClipGradNorm, ScaledSgdStepEqualsClipThenStep) {
+  expect_scaled_step_equals_clip_then_step([](const Problem& problem) {
+    SgdOptions options;
+    options.weight_decay = 0.01;
+    return std::make_unique<Sgd>(problem.named(), options);
+  });
 }
 
 TEST(Schedules, ValuesAtKnownSteps) {

@@ -13,8 +13,10 @@ namespace topkformer::optim {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // Updates every parameter that has a gradient, at `learning_rate`.
-  virtual void step(double learning_rate) = 0;
+  // Updates every parameter that has a gradient, at `learning_rate`, with the
+  // gradients multiplied by `grad_scale` in the fused update (the clip factor
+  // of clip_factor: clipping costs no pass of its own).
+  virtual void step(double learning_rate, double grad_scale = 1.0) = 0;
   // Tensors a checkpoint must save to resume exactly, by name
   // (e.g. `exp_avg.encoder.embedding.weight`), updated in place by step().
   virtual nn::NamedTensors state() const = 0;
@@ -41,7 +43,7 @@ struct AdamWOptions {
 class AdamW final : public Optimizer {
  public:
   AdamW(nn::NamedTensors parameters, AdamWOptions options = {});
-  void step(double learning_rate) override;
+  void step(double learning_rate, double grad_scale = 1.0) override;
   nn::NamedTensors state() const override;
 
  private:
@@ -59,7 +61,7 @@ struct SgdOptions {
 class Sgd final : public Optimizer {
  public:
   Sgd(nn::NamedTensors parameters, SgdOptions options = {});
-  void step(double learning_rate) override;
+  void step(double learning_rate, double grad_scale = 1.0) override;
   nn::NamedTensors state() const override;
 
  private:
@@ -68,8 +70,14 @@ class Sgd final : public Optimizer {
   std::vector<bool> decays_;
 };
 
-// Scales all gradients so that their global L2 norm is at most max_norm and
-// returns the norm before clipping (computed in f64). max_norm <= 0 only measures.
-double clip_grad_norm(const std::vector<Tensor>& parameters, double max_norm);
+// The global L2 norm of the parameters' gradients (those that have one, all
+// on one device), accumulated in f64 on that device (Backend::sum_squares):
+// one scalar comes to the host, not the gradients.
+double grad_norm(const std::vector<Tensor>& parameters);
+
+// The factor that scales gradients of global norm `norm` to at most max_norm
+// (max_norm / norm when max_norm > 0 and norm exceeds it, else 1), to pass
+// to Optimizer::step as grad_scale. max_norm <= 0: no clipping.
+double clip_factor(double norm, double max_norm);
 
 }  // namespace topkformer::optim

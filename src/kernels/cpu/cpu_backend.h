@@ -1,10 +1,11 @@
 // The CPU implementation of the kernel interface: OpenBLAS for matrix
-// products, OpenMP across rows for the rest. One source file per kernel family.
+// products, OpenMP across rows for the rest. One source file per kernel
+// family, named as the family's section in backend.h.
 #pragma once
 
 #include "topkformer/kernels/backend.h"
 
-namespace topkformer::kernels {
+namespace topkformer::kernels::cpu {
 
 class CpuBackend final : public Backend {
  public:
@@ -13,4 +14,4 @@ class CpuBackend final : public Backend {
 
 CpuBackend& cpu_backend();
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

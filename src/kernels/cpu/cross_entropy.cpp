@@ -1,12 +1,10 @@
 // Fused log-softmax + negative log-likelihood with label smoothing.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/cross_entropy_check.h"
-#include "vector_math.h"
+#include "kernels/cross_entropy.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::cross_entropy(const Tensor& logits, const Tensor& targets,
                                std::int64_t ignore_index, double smoothing, const Tensor& losses,
@@ -96,4 +94,4 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,13 +1,11 @@
-// Elementwise kernels on strided operands of one shape (broadcasting is done
-// by the op layer with stride-0 views).
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/activations.h"
-#include "kernels/pointwise_check.h"
+// Copies (with dtype conversion), fills, arange and the elementwise kernels on
+// strided operands of one shape (broadcasting is done by the op layer with
+// stride-0 views).
+#include "kernels/elementwise.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 namespace {
 
@@ -88,6 +86,53 @@ void map_elements(const std::array<const Tensor*, Inputs>& inputs, const Tensor&
 
 }  // namespace
 
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  TKF_CHECK(src.device().is_cpu() && dst.device().is_cpu(), "copy: no path from ",
+            src.device().str(), " to ", dst.device().str(), " in this build");
+  StridedRows<2> loop(dst.shape(), {&src, &dst});
+  visit_dtype(src.dtype(), [&](auto src_zero) {
+    using From = decltype(src_zero);
+    visit_dtype(dst.dtype(), [&](auto dst_zero) {
+      using To = decltype(dst_zero);
+      const From* from = storage_base<From>(src);
+      To* to = storage_base<To>(dst);
+      const std::int64_t s0 = loop.inner_stride(0), s1 = loop.inner_stride(1);
+      parallel_for(loop.rows(), loop.inner(), [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t row = begin; row < end; ++row) {
+          const From* in = from + loop.row_offset(0, row);
+          To* out = to + loop.row_offset(1, row);
+          for (std::int64_t i = 0; i < loop.inner(); ++i) out[i * s1] = static_cast<To>(in[i * s0]);
+        }
+      });
+    });
+  });
+}
+
+void CpuBackend::fill(const Tensor& dst, double value) {
+  StridedRows<1> loop(dst.shape(), {&dst});
+  visit_dtype(dst.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* base = storage_base<T>(dst);
+    const T filler = static_cast<T>(value);
+    const std::int64_t stride = loop.inner_stride(0);
+    parallel_for(loop.rows(), loop.inner(), [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t row = begin; row < end; ++row) {
+        T* out = base + loop.row_offset(0, row);
+        for (std::int64_t i = 0; i < loop.inner(); ++i) out[i * stride] = filler;
+      }
+    });
+  });
+}
+
+void CpuBackend::arange(const Tensor& dst, double start, double step) {
+  visit_dtype(dst.dtype(), [&](auto zero) {
+    using T = decltype(zero);
+    T* out = typed_mut<T>(dst);
+    for (std::int64_t i = 0; i < dst.numel(); ++i)
+      out[i] = static_cast<T>(start + double(i) * step);
+  });
+}
+
 void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out) {
   dispatch_floating(out.dtype(), "unary", [&](auto zero) {
     using T = decltype(zero);
@@ -134,4 +179,4 @@ void CpuBackend::affine(const Tensor& x, double alpha, double beta, const Tensor
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -2,13 +2,11 @@
 // (kernels/gemm_plan.h decides how each view is passed).
 #include <cblas.h>
 
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/gemm_plan.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/gemm.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 namespace {
 
@@ -50,4 +48,4 @@ void CpuBackend::gemm(const Tensor& a, bool transpose_a, const Tensor& b, bool t
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,11 +1,9 @@
 // Layer normalisation over the last dimension, forward and backward.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/layer_norm_check.h"
+#include "kernels/layer_norm.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::layer_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, double eps,
                             const Tensor& y, const Tensor& mean, const Tensor& rstd) {
@@ -95,4 +93,4 @@ void CpuBackend::layer_norm_backward(const Tensor& x, const Tensor& gamma, const
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,12 +1,10 @@
 // Causal linear attention (Performer) by prefix sums, with running state of
 // m x dv per group instead of an [L, m, dv] tensor.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/linear_attention_check.h"
+#include "kernels/linear_attention.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 namespace {
 // Running prefix state S (m x dv) and z (m), in double: long prefix sums in
@@ -125,4 +123,4 @@ void CpuBackend::causal_linear_attention_backward(const Tensor& phi_q, const Ten
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

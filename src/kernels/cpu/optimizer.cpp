@@ -1,12 +1,9 @@
 // Fused optimizer updates: one pass over a parameter and its state.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/optimizer_update.h"
-#include "kernels/pointwise_check.h"
+#include "kernels/optimizer.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::adamw_update(const Tensor& parameter, const Tensor& grad,
                               const Tensor& first_moment, const Tensor& second_moment,
@@ -38,4 +35,4 @@ void CpuBackend::sgd_update(const Tensor& parameter, const Tensor& grad, const T
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,13 +1,13 @@
 // Reductions: row sums and maxima, and the sum over broadcast dimensions.
+#include <algorithm>
 #include <array>
+#include <vector>
 
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/reduce_check.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/reduce.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
   const std::int64_t n = check_sum_rows(x, out);
@@ -26,6 +26,32 @@ void CpuBackend::sum_rows(const Tensor& x, const Tensor& out) {
       }
     });
   });
+}
+
+void CpuBackend::sum_squares(const Tensor& x, const Tensor& out) {
+  const std::int64_t n = check_sum_squares(x, out);
+  // Blocks of a fixed size, each summed in order (in parallel), then the
+  // blocks' sums in order: the order depends on n only, not on the threads.
+  constexpr std::int64_t block = std::int64_t{1} << 16;
+  std::vector<double> partial(static_cast<std::size_t>((n + block - 1) / block));
+  dispatch_floating(x.dtype(), "sum_squares", [&](auto zero) {
+    using T = decltype(zero);
+    const T* in = typed<T>(x);
+    parallel_for(std::int64_t(partial.size()), block, [&](std::int64_t begin, std::int64_t end) {
+      for (std::int64_t b = begin; b < end; ++b) {
+        const std::int64_t last = std::min(n, (b + 1) * block);
+        double total = 0.0;
+        for (std::int64_t i = b * block; i < last; ++i) {
+          const double value = in[i];
+          total += value * value;
+        }
+        partial[std::size_t(b)] = total;
+      }
+    });
+  });
+  double total = 0.0;
+  for (const double sum : partial) total += sum;
+  *typed_mut<double>(out) = total;
 }
 
 void CpuBackend::max_rows(const Tensor& x, const Tensor& values, const Tensor& indices) {
@@ -149,4 +175,4 @@ void CpuBackend::sum_to(const Tensor& x, const Tensor& out) {
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

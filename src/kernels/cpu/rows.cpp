@@ -1,12 +1,10 @@
 // Row gather and scatter-add by index: embeddings and the sparse products of
 // top-k attention.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/row_index_check.h"
+#include "kernels/rows.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 void CpuBackend::gather_rows(const Tensor& src, const Tensor& index, const Tensor& rows) {
   const RowProblem p = check_rows(src, index, rows, "gather_rows");
@@ -60,4 +58,4 @@ void CpuBackend::scatter_add_rows(const Tensor& dst, const Tensor& index, const 
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,17 +1,15 @@
 // Row softmax and log-softmax with causal and key-padding masks.
 #include <limits>
 
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/row_mask.h"
-#include "vector_math.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_math.h"
+#include "kernels/softmax.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 namespace {
-// The valid prefix of each row (kernels/row_mask.h), with key_lengths read on the host.
+// The valid prefix of each row (kernels/softmax.h), with key_lengths read on the host.
 class ValidPrefix {
  public:
   ValidPrefix(const Tensor& x, const RowMask& mask, const char* op)
@@ -126,4 +124,4 @@ void CpuBackend::softmax_backward(const Tensor& y, const Tensor& dy, bool log, c
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu

@@ -1,12 +1,10 @@
 // Products with a row-sparse matrix holding k entries per row: the gathers
 // and scatter-adds that replace dense products in top-k attention.
-#include "cpu_backend.h"
-#include "dispatch.h"
-#include "kernels/row_index_check.h"
+#include "kernels/sparse.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
 
-namespace topkformer::kernels {
-
-using namespace cpu;
+namespace topkformer::kernels::cpu {
 
 namespace {
 // Calls body(T{}, I{}) with the value and index types, after checking the index range.
@@ -107,4 +105,4 @@ void CpuBackend::sparse_scatter_add(const Tensor& weights, const Tensor& index, 
   });
 }
 
-}  // namespace topkformer::kernels
+}  // namespace topkformer::kernels::cpu
