@@ -9,7 +9,7 @@
 #include "app/timing.h"
 #include "topkformer/autograd/grad_mode.h"
 #include "topkformer/kernels/backend.h"
-#include "topkformer/ops/matmul.h"
+#include "topkformer/ops.h"
 
 namespace topkformer::app {
 

@@ -84,18 +84,18 @@ void add_layer_bench_options(CLI::App& command, LayerBenchOptions& options, bool
       .add_option("--precision", options.precision,
                   "fp32 or fp64: the dtype of weights and activations; tf32 or bf16: fp32 "
                   "tensors with matrix products on tensor cores (GPU only)")
-      ->check(CLI::IsMember({"fp32", "fp64", "tf32", "bf16"}));
+      ->check(CLI::IsMember(name_strings(bench_precision_names)));
   command.add_option("--csv", options.csv, "Also write the rows to this CSV file");
 }
 
 DType precision_dtype(const std::string& precision) {
-  if (precision == "fp64") return DType::f64;
-  if (precision == "fp32" || precision == "tf32" || precision == "bf16") return DType::f32;
-  throw Error("--precision: expected fp32, fp64, tf32 or bf16, got '" + precision + "'");
+  const auto chosen = parse_enum<BenchPrecision>(bench_precision_names, precision, "--precision");
+  return chosen == BenchPrecision::fp64 ? DType::f64 : DType::f32;
 }
 
 void set_bench_precision(const std::string& precision, Device device) {
-  const bool reduced = precision == "tf32" || precision == "bf16";
+  const auto chosen = parse_enum<BenchPrecision>(bench_precision_names, precision, "--precision");
+  const bool reduced = chosen == BenchPrecision::tf32 || chosen == BenchPrecision::bf16;
   TKF_CHECK(!reduced || device.is_cuda(), "--precision ", precision,
             ": tensor-core precisions need a GPU (--device cuda), got ", device.str());
   set_matmul_precision(reduced ? parse_matmul_precision(precision) : MatmulPrecision::fp32);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "app/timing.h"
+#include "topkformer/core/names.h"
 #include "topkformer/core/rng.h"
 #include "topkformer/core/tensor.h"
 
@@ -24,12 +25,18 @@ struct LayerBenchOptions {
   bool backward = false;
   int warmup = 1, repeats = 3;
   std::string device = "cpu";
-  std::string precision = "fp32";  // fp32|fp64: the dtype of weights, inputs and activations
+  std::string precision = "fp32";  // a name of bench_precision_names
   std::string csv;
 };
 
-// The dtype of --precision (fp32|fp64|tf32|bf16, checked by the option):
-// f64 for fp64, else f32.
+// What --precision names: the dtype of weights and activations (fp32, fp64),
+// or f32 tensors whose matrix products run on tensor cores (tf32, bf16; GPU).
+enum class BenchPrecision { fp32, fp64, tf32, bf16, count };
+inline constexpr auto bench_precision_names =
+    std::to_array<std::string_view>({"fp32", "fp64", "tf32", "bf16"});
+static_assert(names_match<BenchPrecision>(bench_precision_names));
+
+// The dtype of --precision: f64 for fp64, else f32.
 DType precision_dtype(const std::string& precision);
 // Sets the GPU matrix-product precision for --precision (tf32, bf16; fp32
 // otherwise) after checking that tf32 and bf16 run on a GPU.

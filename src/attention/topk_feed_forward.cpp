@@ -1,5 +1,5 @@
 #include "topkformer/autograd/function.h"
-#include "topkformer/ops/shape.h"
+#include "topkformer/ops.h"
 #include "variant_support.h"
 
 namespace topkformer::attention {

@@ -1,6 +1,6 @@
 #include "variant_support.h"
 
-#include "topkformer/ops/shape.h"
+#include "topkformer/ops.h"
 
 namespace topkformer::attention {
 

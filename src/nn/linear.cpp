@@ -1,6 +1,6 @@
 #include "topkformer/nn/linear.h"
 
-#include "topkformer/ops/matmul.h"
+#include "topkformer/ops.h"
 
 namespace topkformer::nn {
 

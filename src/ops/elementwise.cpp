@@ -1,7 +1,6 @@
-#include "topkformer/ops/elementwise.h"
+#include "topkformer/ops.h"
 
 #include "op_support.h"
-#include "topkformer/ops/reduce.h"
 
 namespace topkformer::ops {
 

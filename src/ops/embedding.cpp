@@ -1,8 +1,6 @@
-#include "topkformer/ops/embedding.h"
+#include "topkformer/ops.h"
 
 #include "op_support.h"
-#include "topkformer/ops/index.h"
-#include "topkformer/ops/shape.h"
 
 namespace topkformer::ops {
 

@@ -1,4 +1,4 @@
-#include "topkformer/ops/loss.h"
+#include "topkformer/ops.h"
 
 #include "op_support.h"
 

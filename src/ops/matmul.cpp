@@ -1,8 +1,6 @@
-#include "topkformer/ops/matmul.h"
+#include "topkformer/ops.h"
 
 #include "op_support.h"
-#include "topkformer/ops/elementwise.h"
-#include "topkformer/ops/reduce.h"
 
 namespace topkformer::ops {
 

@@ -1,9 +1,8 @@
-#include "topkformer/ops/shape.h"
+#include "topkformer/ops.h"
 
 #include <numeric>
 
 #include "op_support.h"
-#include "topkformer/ops/reduce.h"
 
 namespace topkformer::ops {
 

@@ -1,4 +1,4 @@
-#include "topkformer/ops/softmax.h"
+#include "topkformer/ops.h"
 
 #include "op_support.h"
 

@@ -10,7 +10,7 @@
 
 #include "task_data.h"
 #include "topkformer/core/error.h"
-#include "topkformer/ops/loss.h"
+#include "topkformer/ops.h"
 
 namespace topkformer::train {
 namespace {

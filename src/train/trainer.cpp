@@ -14,7 +14,7 @@
 #include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
 #include "topkformer/dist/gradient_reducer.h"
-#include "topkformer/ops/elementwise.h"
+#include "topkformer/ops.h"
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/safetensors.h"
 

@@ -10,8 +10,7 @@
 
 #include "ops/grad_helpers.h"
 #include "topkformer/autograd/tape.h"
-#include "topkformer/ops/elementwise.h"
-#include "topkformer/ops/reduce.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {

@@ -7,7 +7,7 @@
 
 #include "ops/grad_helpers.h"
 #include "topkformer/autograd/tape.h"
-#include "topkformer/ops/index.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {

@@ -8,10 +8,7 @@
 
 #include "ops/grad_helpers.h"
 #include "test_util.h"
-#include "topkformer/ops/dropout.h"
-#include "topkformer/ops/embedding.h"
-#include "topkformer/ops/layer_norm.h"
-#include "topkformer/ops/loss.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {

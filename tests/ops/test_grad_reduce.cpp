@@ -9,7 +9,7 @@
 
 #include "ops/grad_helpers.h"
 #include "topkformer/autograd/tape.h"
-#include "topkformer/ops/reduce.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {

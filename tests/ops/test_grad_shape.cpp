@@ -7,7 +7,7 @@
 #include <string>
 
 #include "ops/grad_helpers.h"
-#include "topkformer/ops/shape.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {

@@ -8,9 +8,7 @@
 #include "ops/grad_helpers.h"
 #include "test_util.h"
 #include "topkformer/autograd/tape.h"
-#include "topkformer/ops/elementwise.h"
-#include "topkformer/ops/shape.h"
-#include "topkformer/ops/softmax.h"
+#include "topkformer/ops.h"
 
 namespace topkformer {
 namespace {
