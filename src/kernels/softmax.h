@@ -1,14 +1,16 @@
 // The device-neutral part of the softmax family (backend.h): the rule of a
 // RowMask as arithmetic on row numbers, shared by the softmax-family kernels
 // of every device (the CUDA kernels call it on the GPU).
-// Both masks leave a prefix of each row valid: the causal mask cuts row r at
-// query r % Lq + causal_offset, the padding mask at its batch item's length.
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/host_device.h"
 #include "topkformer/kernels/backend.h"
+
+// Note [row masks]
+// Both masks leave a prefix of each row valid: the causal mask cuts row r at
+// query r % Lq + causal_offset, the padding mask at its batch item's length.
 
 namespace topkformer::kernels {
 

@@ -1,8 +1,5 @@
 // One name table per enumerated choice (ggml's GGML_OP_NAME[GGML_OP_COUNT]):
-// an enum ends in `count`, its names are one `constexpr NameTable` beside it,
-// and `static_assert(names_match<Enum>(table))` ties the two. Parsing, naming,
-// error messages, the config schema and `topkformer config --list-choices`
-// all read that table, so a new choice is one line in it (and one enumerator).
+// See Note [name tables].
 #pragma once
 
 #include <array>
@@ -12,6 +9,12 @@
 #include <vector>
 
 #include "topkformer/core/error.h"
+
+// Note [name tables]
+// an enum ends in `count`, its names are one `constexpr NameTable` beside it,
+// and `static_assert(names_match<Enum>(table))` ties the two. Parsing, naming,
+// error messages, the config schema and `topkformer config --list-choices`
+// all read that table, so a new choice is one line in it (and one enumerator).
 
 namespace topkformer {
 

@@ -1,5 +1,13 @@
 // The device-neutral kernel interface.
-//
+// See Note [kernel conventions].
+#pragma once
+
+#include <cstdint>
+
+#include "topkformer/core/rng.h"
+#include "topkformer/core/tensor.h"
+
+// Note [kernel conventions]
 // Ops (topkformer/ops) allocate their outputs and call these entry points; each
 // device implements all of them (CPU: OpenBLAS + OpenMP; CUDA: cuBLAS + own
 // kernels), and every CUDA kernel is tested against its CPU twin. Kernels
@@ -12,12 +20,6 @@
 // Conventions: unless a comment says otherwise, inputs and outputs are
 // contiguous, share one device and one floating dtype (f32 or f64), and index
 // tensors are i32 or i64.
-#pragma once
-
-#include <cstdint>
-
-#include "topkformer/core/rng.h"
-#include "topkformer/core/tensor.h"
 
 namespace topkformer::kernels {
 

@@ -1,5 +1,5 @@
 // Batched matrix products through OpenBLAS, on strided views without copies
-// (kernels/gemm_plan.h decides how each view is passed).
+// (kernels/gemm.h decides how each view is passed).
 #include <cblas.h>
 
 #include "kernels/cpu/cpu_backend.h"

@@ -1,5 +1,14 @@
 // Row-wise top-k in O(n) per row, then a sort of the k winners only.
-//
+// See Note [CPU top-k selection].
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/topk_rows.h"
+
+// Note [CPU top-k selection]
 // Entries live in a buffer as single unsigned integers, an entry's order key
 // (see Note [top-k order] in kernels/topk_rows.h) above its reversed index, so
 // that selection (introselect, O(size) expected) and the final sort compare
@@ -17,13 +26,6 @@
 //   raises the threshold to the worst of those. Score rows are rejected almost
 //   entirely by the threshold, in blocks the compiler vectorises; even an
 //   ascending row costs O(1) amortised per entry (a cut every 3k appends).
-#include <bit>
-#include <cmath>
-#include <limits>
-
-#include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/parallel.h"
-#include "kernels/topk_rows.h"
 
 namespace topkformer::kernels::cpu {
 

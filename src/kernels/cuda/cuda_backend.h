@@ -1,11 +1,14 @@
 // The CUDA implementation of the kernel interface: cuBLAS for matrix products,
-// own kernels for the rest, each tested against its CPU twin. One file per
-// kernel family, named as its CPU twin in ../cpu/, holding the kernels and the
-// methods that check the operands and launch them on the device's stream
-// (launch.h).
+// own kernels for the rest, each tested against its CPU twin.
+// See Note [CUDA backend].
 #pragma once
 
 #include "topkformer/kernels/backend.h"
+
+// Note [CUDA backend]
+// One file per kernel family, named as its CPU twin in ../cpu/, holding the
+// kernels and the methods that check the operands and launch them on the
+// device's stream (launch.h).
 
 namespace topkformer::kernels {
 

@@ -1,10 +1,6 @@
 // Batched matrix products through cuBLAS, on strided views without copies
-// (kernels/gemm_plan.h decides how each view is passed, as for OpenBLAS).
-//
-// cuBLAS is column-major: a row-major matrix with leading dimension ld is
-// its transpose in column-major order, so the row-major product
-// C = op(A) op(B) is issued as the column-major C^T = op(B)^T op(A)^T, i.e.
-// with the operands swapped and m and n exchanged.
+// (kernels/gemm.h decides how each view is passed, as for OpenBLAS).
+// See Note [cuBLAS products].
 #include <cublas_v2.h>
 
 #include <cstdint>
@@ -15,6 +11,12 @@
 #include "kernels/cuda/launch.h"
 #include "kernels/gemm.h"
 #include "topkformer/core/runtime.h"
+
+// Note [cuBLAS products]
+// cuBLAS is column-major: a row-major matrix with leading dimension ld is
+// its transpose in column-major order, so the row-major product
+// C = op(A) op(B) is issued as the column-major C^T = op(B)^T op(A)^T, i.e.
+// with the operands swapped and m and n exchanged.
 
 namespace topkformer::kernels {
 

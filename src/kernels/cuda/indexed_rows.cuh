@@ -1,8 +1,6 @@
 // What the CUDA kernels that address table rows by index share (rows.cu,
-// sparse.cu, indexed_scatter.cu): 16-byte packs of a row, a warp's in-order
-// weighted sum of gathered rows, the flag through which a kernel reports an
-// out-of-range index, and the deterministic scatter-add by sorted index
-// (defined in indexed_scatter.cu). Included by .cu files only.
+// sparse.cu, indexed_scatter.cu); included by .cu files only.
+// See Note [indexed rows].
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -15,6 +13,11 @@
 #include "kernels/cuda/launch.h"
 #include "kernels/dispatch.h"
 #include "kernels/rows.h"
+
+// Note [indexed rows]
+// 16-byte packs of a row, a warp's in-order weighted sum of gathered rows, the
+// flag through which a kernel reports an out-of-range index, and the
+// deterministic scatter-add by sorted index (defined in indexed_scatter.cu).
 
 namespace topkformer::cuda::indexed {
 

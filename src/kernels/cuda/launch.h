@@ -1,11 +1,6 @@
 // What every CUDA kernel family needs to launch: the device of its operands
 // made current, that device's stream, and a grid size.
-//
-//   void CudaBackend::unary(...) {
-//     const cuda::Launch launch(out);               // guard + stream of out's GPU
-//     my_kernel<<<cuda::grid_for(n), cuda::threads_per_block, 0, launch.stream()>>>(...);
-//     TKF_CUDA_CHECK_LAUNCH();
-//   }
+// See Note [CUDA launches].
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -17,6 +12,13 @@
 #include "cuda/check.h"
 #include "cuda/device.h"
 #include "topkformer/core/tensor.h"
+
+// Note [CUDA launches]
+//   void CudaBackend::unary(...) {
+//     const cuda::Launch launch(out);               // guard + stream of out's GPU
+//     my_kernel<<<cuda::grid_for(n), cuda::threads_per_block, 0, launch.stream()>>>(...);
+//     TKF_CUDA_CHECK_LAUNCH();
+//   }
 
 namespace topkformer::cuda {
 

@@ -1,11 +1,6 @@
 // Layer normalisation over the last dimension on the GPU, forward and
-// backward. CPU twin: src/kernels/cpu/layer_norm.cpp, whose precision this
-// follows step for step: row statistics and the row sums of the backward in
-// double (also for f32), the mean first and then the variance about it (no
-// E[x^2] - E[x]^2 cancellation), xhat of the backward in the element type.
-// Only the order of the sums differs (reduction.cuh), so results agree to
-// rounding. dgamma and dbeta are column sums over the rows, deterministic: a
-// two-pass reduction through a temporary tensor, no atomics.
+// backward, following its CPU twin (cpu/layer_norm.cpp) step for step.
+// See Note [CUDA layer norm].
 #include <cstdint>
 
 #include "kernels/cuda/cuda_backend.h"
@@ -13,6 +8,14 @@
 #include "kernels/cuda/reduction.cuh"
 #include "kernels/dispatch.h"
 #include "kernels/layer_norm.h"
+
+// Note [CUDA layer norm]
+// As on the CPU: row statistics and the row sums of the backward in double
+// (also for f32), the mean first and then the variance about it (no
+// E[x^2] - E[x]^2 cancellation), xhat of the backward in the element type.
+// Only the order of the sums differs (reduction.cuh), so results agree to
+// rounding. dgamma and dbeta are column sums over the rows, deterministic: a
+// two-pass reduction through a temporary tensor, no atomics.
 
 namespace topkformer::kernels {
 

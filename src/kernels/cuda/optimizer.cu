@@ -1,5 +1,5 @@
 // Fused optimizer updates: one pass over a parameter and its state, one
-// thread per element. The arithmetic is the CPU's (kernels/optimizer_update.h),
+// thread per element. The arithmetic is the CPU's (kernels/optimizer.h),
 // in double whatever the dtype, so both devices agree to the last bit or so
 // (where the two compilers fuse a multiply-add differently).
 #include <cmath>

@@ -1,8 +1,5 @@
-// Reductions on the GPU: row sums and maxima, and the sum over broadcast
-// dimensions (sum_to). CPU twin: src/kernels/cpu/reduce.cpp. Sums accumulate
-// in double for f32 and f64 alike, as the CPU's do, in an order fixed by the
-// shape (reduction.cuh); the order differs from the CPU's sequential one, so
-// results agree to rounding, not bit for bit. max_rows agrees exactly.
+// Reductions on the GPU: row sums and maxima, sum_to and sum_squares.
+// CPU twin: src/kernels/cpu/reduce.cpp. See Note [CUDA reductions].
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -12,6 +9,12 @@
 #include "kernels/cuda/reduction.cuh"
 #include "kernels/dispatch.h"
 #include "kernels/reduce.h"
+
+// Note [CUDA reductions]
+// Sums accumulate in double for f32 and f64 alike, as the CPU's do, in an
+// order fixed by the shape (reduction.cuh); the order differs from the CPU's
+// sequential one, so results agree to rounding, not bit for bit. max_rows
+// agrees exactly.
 
 namespace topkformer::kernels {
 

@@ -1,6 +1,12 @@
 // Row gather and scatter-add by index (embeddings) on the GPU; the CPU twin is
 // src/kernels/cpu/rows.cpp.
-//
+// See Note [CUDA row gathers].
+#include <cstdint>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/indexed_rows.cuh"
+
+// Note [CUDA row gathers]
 // gather_rows: one thread per 16-byte pack of an output row (a copy needs no
 // reduction, so the packs of all rows share the grid and short rows waste no
 // lanes). Every thread checks its row's index; an out-of-range one is
@@ -8,10 +14,6 @@
 // synchronisation), its row left unwritten.
 // scatter_add_rows: the sorted, deterministic scatter-add of
 // indexed_scatter.cu with weight 1; bit for bit the CPU's result.
-#include <cstdint>
-
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/indexed_rows.cuh"
 
 namespace topkformer::kernels {
 

@@ -1,7 +1,13 @@
 // Products with a row-sparse matrix of k entries per row (top-k attention,
 // the top-k feed-forward layer) on the GPU; the CPU twin is
 // src/kernels/cpu/sparse.cpp.
-//
+#include <cstdint>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/indexed_rows.cuh"
+#include "kernels/sparse.h"
+
+// Note [CUDA sparse products]
 // The gathers give one warp to an output row (sparse_gather_dot) or to a slab
 // of 32 16-byte packs of it (sparse_gather_sum, so that D = 768 spreads over
 // six warps). The warp reads the row's entries 32 at a time, one per lane
@@ -20,11 +26,6 @@
 //   dot of entry t of the chunk, so the 32 results go out in one store.
 // - sparse_scatter_add: the sorted, deterministic scatter-add of
 //   indexed_scatter.cu (the CPU's order and rounding, like the gather-sum).
-#include <cstdint>
-
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/indexed_rows.cuh"
-#include "kernels/sparse.h"
 
 namespace topkformer::kernels {
 

@@ -1,6 +1,18 @@
 // Row-wise top-k on the GPU: one block per row, results identical to the CPU's
 // (src/kernels/cpu/topk_rows.cpp) bit for bit.
-//
+// See Note [CUDA top-k rows].
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+
+#include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/launch.h"
+#include "kernels/dispatch.h"
+#include "kernels/topk_rows.h"
+
+// Note [CUDA top-k rows]
 // The order is the CPU's strict total order (see Note [top-k order] in
 // kernels/topk_rows.h): entries compare as (key descending, index ascending).
 // Values are copied from the row, not rebuilt from keys, so the NaN payload
@@ -22,16 +34,6 @@
 //   winner in the order, so k may be anything up to n (the top-k feed-forward
 //   layer may keep more than 1024 of d_ff units).
 // Positions within a row are 32-bit: the launch checks n <= 2^30.
-#include <cuda_runtime_api.h>
-
-#include <algorithm>
-#include <cstdint>
-#include <limits>
-
-#include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/launch.h"
-#include "kernels/dispatch.h"
-#include "kernels/topk_rows.h"
 
 namespace topkformer::kernels {
 
