@@ -12,6 +12,7 @@
 #include <iterator>
 #include <limits>
 #include <ostream>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -94,6 +95,47 @@ std::string shape_name(const Shape& shape) {
     name += std::to_string(extent);
   }
   return name;
+}
+
+// "n<size>", a part's name (built by +=: GCC 12 warns falsely on "n" + string).
+std::string size_name(std::int64_t n) {
+  std::string name = "n";
+  name += std::to_string(n);
+  return name;
+}
+
+// One row of several cases of one kernel (on each shape of a list): each
+// part's operands in a block of bundle_stride, its call in turn. Under ctest
+// a row is a process of its own, so small cases share one.
+constexpr std::size_t bundle_stride = 4;
+
+KernelCase bundle(const std::string& name, const std::vector<KernelCase>& parts) {
+  std::vector<Compared> compared;
+  for (std::size_t p = 0; p < parts.size(); ++p) {
+    for (Compared c : parts[p].compared) {
+      c.operand += p * bundle_stride;
+      compared.push_back(c);
+    }
+  }
+  return {name,
+          [parts](Device device) {
+            std::vector<Tensor> t;
+            for (const KernelCase& part : parts) {
+              std::vector<Tensor> operands = part.make(device);
+              if (operands.size() > bundle_stride)
+                throw std::logic_error(part.name + ": too many operands to bundle");
+              operands.resize(bundle_stride);
+              t.insert(t.end(), operands.begin(), operands.end());
+            }
+            return t;
+          },
+          [parts](Backend& backend, const std::vector<Tensor>& t) {
+            for (std::size_t p = 0; p < parts.size(); ++p) {
+              const auto first = t.begin() + static_cast<std::ptrdiff_t>(p * bundle_stride);
+              parts[p].call(backend, std::vector<Tensor>(first, first + bundle_stride));
+            }
+          },
+          compared, parts.front().reference_in_f64};
 }
 
 // ---- reduce ----
@@ -582,10 +624,10 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
   for (const UnaryOp op : all_unary_ops) {
     const double low = needs_positive_input(op) ? 0.01 : -4.0;
     for (const Layout layout : all_layouts()) {
+      std::vector<KernelCase> parts;
       for (const auto& [rows, cols] : elementwise_shapes) {
-        cases.push_back(
-            {"elementwise_unary_" + op_name(op) + "_" + layout_name(layout) + "_" +
-                 shape_name({rows, cols}) + suffix(dtype),
+        parts.push_back(
+            {shape_name({rows, cols}),
              [=](Device device) {
                return std::vector<Tensor>{
                    strided_input(layout, rows, cols, dtype, 40, low, 4.0, device),
@@ -594,6 +636,8 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
              [=](Backend& backend, const std::vector<Tensor>& t) { backend.unary(op, t[0], t[1]); },
              {{1, tolerance(dtype), unary_floor(op)}}});
       }
+      cases.push_back(bundle(
+          "elementwise_unary_" + op_name(op) + "_" + layout_name(layout) + suffix(dtype), parts));
     }
   }
   // The backward's inputs x (for tanh: y in (-1, 1)) and dy in two layouts
@@ -605,10 +649,9 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
     for (const Layout x_layout : all_layouts()) {
       for (const Layout dy_layout :
            {Layout::contiguous, Layout::transposed, Layout::row_broadcast}) {
+        std::vector<KernelCase> parts;
         for (const auto& [rows, cols] : elementwise_shapes) {
-          cases.push_back({"elementwise_unary_backward_" + op_name(op) + "_" +
-                               layout_name(x_layout) + "_dy_" + layout_name(dy_layout) + "_" +
-                               shape_name({rows, cols}) + suffix(dtype),
+          parts.push_back({shape_name({rows, cols}),
                            [=](Device device) {
                              return std::vector<Tensor>{
                                  strided_input(x_layout, rows, cols, dtype, 41, low, high, device),
@@ -620,17 +663,20 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
                            },
                            {{2, tolerance(dtype)}}});
         }
+        cases.push_back(bundle("elementwise_unary_backward_" + op_name(op) + "_" +
+                                   layout_name(x_layout) + "_dy_" + layout_name(dy_layout) +
+                                   suffix(dtype),
+                               parts));
       }
     }
   }
   for (const BinaryOp op : all_binary_ops) {
     for (const Layout layout_a : all_layouts()) {
       for (const Layout layout_b : all_layouts()) {
+        std::vector<KernelCase> parts;
         for (const auto& [rows, cols] : {std::pair<std::int64_t, std::int64_t>{3, 17}, {9, 700}}) {
-          cases.push_back(binary_case(
-              "elementwise_binary_" + op_name(op) + "_" + layout_name(layout_a) + "_" +
-                  layout_name(layout_b) + "_" + shape_name({rows, cols}),
-              op, {rows, cols}, dtype,
+          parts.push_back(binary_case(
+              shape_name({rows, cols}), op, {rows, cols}, dtype,
               [=](Device device) {
                 return strided_input(layout_a, rows, cols, dtype, 50, -3.0, 3.0, device);
               },
@@ -639,6 +685,9 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
                 return strided_input(layout_b, rows, cols, dtype, 51, 0.5, 2.0, device);
               }));
         }
+        cases.push_back(bundle("elementwise_binary_" + op_name(op) + "_" + layout_name(layout_a) +
+                                   "_" + layout_name(layout_b) + suffix(dtype),
+                               parts));
       }
     }
   }
@@ -700,18 +749,20 @@ void add_elementwise_map_cases(std::vector<KernelCase>& cases, DType dtype) {
   // Scale and shift: both sides fuse scale * v + shift into one multiply-add
   // where they can; the tolerance allows for one that does not.
   for (const Layout layout : all_layouts()) {
+    std::vector<KernelCase> parts;
     for (const auto& [r, c] : elementwise_shapes) {
-      cases.push_back(
-          {"elementwise_affine_" + layout_name(layout) + "_" + shape_name({r, c}) + suffix(dtype),
-           [=](Device device) {
-             return std::vector<Tensor>{strided_input(layout, r, c, dtype, 60, -2.0, 2.0, device),
-                                        Tensor::empty({r, c}, dtype, device)};
-           },
-           [](Backend& backend, const std::vector<Tensor>& t) {
-             backend.affine(t[0], -1.5, 0.25, t[1]);
-           },
-           {{1, tolerance(dtype)}}});
+      parts.push_back({shape_name({r, c}),
+                       [=](Device device) {
+                         return std::vector<Tensor>{
+                             strided_input(layout, r, c, dtype, 60, -2.0, 2.0, device),
+                             Tensor::empty({r, c}, dtype, device)};
+                       },
+                       [](Backend& backend, const std::vector<Tensor>& t) {
+                         backend.affine(t[0], -1.5, 0.25, t[1]);
+                       },
+                       {{1, tolerance(dtype)}}});
     }
+    cases.push_back(bundle("elementwise_affine_" + layout_name(layout) + suffix(dtype), parts));
   }
   // gemm relies on affine(c, beta, 0, c).
   cases.push_back({"elementwise_affine_in_place" + suffix(dtype),
@@ -772,19 +823,20 @@ void add_elementwise_fill_cases(std::vector<KernelCase>& cases) {
                                      {"minus_40_by_2", DType::i64, -40.0, 2.0},
                                      {"0_by_1", DType::u8, 0.0, 1.0}};
   for (const ArangeCase& c : arange_cases) {
+    std::vector<KernelCase> parts;
     for (const std::int64_t n : {0, 1, 17, 256, 1000, 100003}) {
       const std::int64_t count = c.dtype == DType::u8 ? std::min<std::int64_t>(n, 256) : n;
       if (c.dtype == DType::u8 && n > 256) continue;  // the same 256 elements again
-      cases.push_back(
-          {"elementwise_arange_" + c.name + "_n" + std::to_string(count) + suffix(c.dtype),
-           [=](Device device) {
-             return std::vector<Tensor>{Tensor::empty({count}, c.dtype, device)};
-           },
-           [=](Backend& backend, const std::vector<Tensor>& t) {
-             backend.arange(t[0], c.start, c.step);
-           },
-           {{0, 0.0}}});
+      parts.push_back({size_name(count),
+                       [=](Device device) {
+                         return std::vector<Tensor>{Tensor::empty({count}, c.dtype, device)};
+                       },
+                       [=](Backend& backend, const std::vector<Tensor>& t) {
+                         backend.arange(t[0], c.start, c.step);
+                       },
+                       {{0, 0.0}}});
     }
+    cases.push_back(bundle("elementwise_arange_" + c.name + suffix(c.dtype), parts));
   }
   // The backend's copy: strided views on both sides with a conversion, and
   // from the host.
@@ -857,13 +909,16 @@ void add_random_cases(std::vector<KernelCase>& cases, DType dtype) {
   // unless the double lies within 1e-15 of a rounding boundary, and then one
   // f32 ulp (2^-23 relative) away.
   const double normal_tolerance = dtype == DType::f64 ? 1e-14 : 0x1p-23;
+  std::vector<Compared> normal_compared;
+  for (std::size_t r = 0; r < std::size(normals); ++r)
+    normal_compared.push_back({r, normal_tolerance, normals[r].second});
   for (const std::uint64_t offset : philox_offsets) {
-    for (const std::int64_t n : random_sizes) {
-      // One output per range: the same words and the same arithmetic (one
-      // fused multiply-add in double), so the same bits.
-      for (const std::uint64_t seed : philox_seeds) {
-        cases.push_back({"random_uniform_seed_" + std::to_string(seed) + "_offset_" +
-                             offset_name(offset) + "_n" + std::to_string(n) + suffix(dtype),
+    // One output per range: the same words and the same arithmetic (one
+    // fused multiply-add in double), so the same bits.
+    for (const std::uint64_t seed : philox_seeds) {
+      std::vector<KernelCase> parts;
+      for (const std::int64_t n : random_sizes) {
+        parts.push_back({size_name(n),
                          [=](Device device) {
                            std::vector<Tensor> t;
                            for (std::size_t r = 0; r < std::size(ranges); ++r)
@@ -877,35 +932,41 @@ void add_random_cases(std::vector<KernelCase>& cases, DType dtype) {
                          },
                          {{0, 0.0}, {1, 0.0}, {2, 0.0}}});
       }
-      std::vector<Compared> compared;
-      for (std::size_t r = 0; r < std::size(normals); ++r)
-        compared.push_back({r, normal_tolerance, normals[r].second});
-      cases.push_back(
-          {"random_normal_offset_" + offset_name(offset) + "_n" + std::to_string(n) + suffix(dtype),
-           [=](Device device) {
-             std::vector<Tensor> t;
-             for (std::size_t r = 0; r < std::size(normals); ++r)
-               t.push_back(Tensor::empty({n}, dtype, device));
-             return t;
-           },
-           [=](Backend& backend, const std::vector<Tensor>& t) {
-             for (std::size_t r = 0; r < std::size(normals); ++r)
-               backend.normal(t[r], PhiloxState{philox_seeds[1], offset}, normals[r].first,
-                              normals[r].second);
-           },
-           compared});
+      cases.push_back(bundle("random_uniform_seed_" + std::to_string(seed) + "_offset_" +
+                                 offset_name(offset) + suffix(dtype),
+                             parts));
     }
+    std::vector<KernelCase> parts;
+    for (const std::int64_t n : random_sizes) {
+      parts.push_back({size_name(n),
+                       [=](Device device) {
+                         std::vector<Tensor> t;
+                         for (std::size_t r = 0; r < std::size(normals); ++r)
+                           t.push_back(Tensor::empty({n}, dtype, device));
+                         return t;
+                       },
+                       [=](Backend& backend, const std::vector<Tensor>& t) {
+                         for (std::size_t r = 0; r < std::size(normals); ++r)
+                           backend.normal(t[r], PhiloxState{philox_seeds[1], offset},
+                                          normals[r].first, normals[r].second);
+                       },
+                       normal_compared});
+    }
+    cases.push_back(bundle("random_normal_offset_" + offset_name(offset) + suffix(dtype), parts));
   }
   const Shape dropout_shapes[] = {{1}, {3, 17}, {5, 1}, {4, 37, 1000}, {100003}};
   for (const double p : {0.0, 0.1, 0.5, 0.9}) {
     for (const std::uint64_t offset : philox_offsets) {
+      std::vector<KernelCase> parts;
       for (const Shape& shape : dropout_shapes) {
-        cases.push_back(dropout_case(
-            "random_dropout_p" + std::to_string(int(p * 10)) + "_offset_" + offset_name(offset) +
-                "_" + shape_name(shape) + suffix(dtype),
+        parts.push_back(dropout_case(
+            shape_name(shape),
             [=] { return std::vector<Tensor>{dropout_input(shape, dtype, 110)}; }, p,
             PhiloxState{dropout_state.seed, offset}));
       }
+      cases.push_back(bundle("random_dropout_p" + std::to_string(int(p * 10)) + "_offset_" +
+                                 offset_name(offset) + suffix(dtype),
+                             parts));
     }
   }
   // The threshold is p itself, not float(p): u + 2^-26 rounds to u in f32,
