@@ -15,6 +15,18 @@ namespace topkformer::testing {
 // With `columns` as the addressing's columns (row_words = keys), dropout of
 // `inputs` must give `outputs`: each entry dropped exactly when its dense
 // element is.
+// The addressing of query rows first..first + chunk of each [Lq, Lk] block,
+// taken as a [G, chunk, Lk] tensor: it draws the words of the whole matrix.
+inline kernels::DropoutAddressing chunk_addressing(std::int64_t first, std::int64_t chunk,
+                                                   std::int64_t queries, std::int64_t keys) {
+  kernels::DropoutAddressing addressing;
+  addressing.rows_per_block = chunk;
+  addressing.block_stride = queries;
+  addressing.first_row = first;
+  addressing.row_words = keys;
+  return addressing;
+}
+
 struct PickedColumns {
   std::vector<double> columns, inputs, outputs;  // each [rows, kept], row-major
 };
