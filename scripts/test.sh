@@ -6,8 +6,8 @@
 #   SANITIZE=0 bash scripts/test.sh    # the Release build only
 #
 # Tests that need real data read it from $TOPKFORMER_DATA (default
-# ../shared/data) and skip, saying why, when it is absent. GPU tests skip,
-# saying why, when no GPU is visible.
+# ../shared/data) and skip, saying why, when it is absent. GPU tests (built
+# with the CUDA backend only) skip, saying why, when no GPU is visible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

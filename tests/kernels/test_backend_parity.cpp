@@ -1686,7 +1686,11 @@ TEST_P(BackendParity, MatchesCpu) {
   expect_matches_cpu(GetParam(), Device::cuda(0));
 }
 
+#if TOPKFORMER_TESTS_WITH_CUDA
 INSTANTIATE_TEST_SUITE_P(Cuda, BackendParity, ::testing::ValuesIn(kernel_cases()), case_name);
+#else
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendParity);
+#endif
 
 // The kernel families: the sections of backend.h, and the first word(s) of
 // every row's name.
@@ -1727,7 +1731,15 @@ TEST_P(BackendParityTableOnCpu, EveryRowRuns) {
     if (!in_family(c, GetParam())) continue;
     ++rows;
     std::vector<Tensor> operands = reference_operands(c);
-    EXPECT_NO_THROW(c.call(cpu_kernels(), operands)) << c.name;
+    // Rows sized to reach a GPU code path (rows of 70,000 entries, 1,000
+    // queries) are only built here: the GPU run calls them on both devices,
+    // and calling them here would cost most of the suite's CPU time.
+    double elements = 0.0;
+    for (const Tensor& operand : operands)
+      elements += operand.defined() ? double(operand.numel()) : 0.0;
+    if (elements <= double(1 << 22)) {
+      EXPECT_NO_THROW(c.call(cpu_kernels(), operands)) << c.name;
+    }
     for (const Compared& compared : c.compared) {
       ASSERT_LT(compared.operand, operands.size()) << c.name;
     }
