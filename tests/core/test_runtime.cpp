@@ -8,6 +8,8 @@
 #include <string>
 #include <thread>
 
+#include "test_util.h"
+
 namespace topkformer {
 namespace {
 
@@ -43,6 +45,15 @@ TEST_F(ThreadCount, UpToFourPerCoreAreKept) {
   set_num_threads(1);
   EXPECT_EQ(num_threads(), 1);
   EXPECT_EQ(openblas_get_num_threads(), 1);
+}
+
+TEST(MatmulPrecision, ParsesTheThreeNamesAndRejectsOthers) {
+  EXPECT_EQ(parse_matmul_precision("fp32"), MatmulPrecision::fp32);
+  EXPECT_EQ(parse_matmul_precision("tf32"), MatmulPrecision::tf32);
+  EXPECT_EQ(parse_matmul_precision("bf16"), MatmulPrecision::bf16);
+  EXPECT_EQ(matmul_precision_name(MatmulPrecision::bf16), "bf16");
+  testing::expect_error_containing([] { parse_matmul_precision("fp16"); },
+                                   {"fp32|tf32|bf16", "fp16"});
 }
 
 }  // namespace

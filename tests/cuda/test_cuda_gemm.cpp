@@ -34,13 +34,5 @@ TEST(CudaGemm, OperandsOnTwoDevicesAreAnError) {
                           {"gemm", "cpu", "cuda:0"});
 }
 
-TEST(MatmulPrecision, ParsesTheThreeNamesAndRejectsOthers) {
-  EXPECT_EQ(parse_matmul_precision("fp32"), MatmulPrecision::fp32);
-  EXPECT_EQ(parse_matmul_precision("tf32"), MatmulPrecision::tf32);
-  EXPECT_EQ(parse_matmul_precision("bf16"), MatmulPrecision::bf16);
-  EXPECT_EQ(matmul_precision_name(MatmulPrecision::bf16), "bf16");
-  expect_error_containing([] { parse_matmul_precision("fp16"); }, {"fp32|tf32|bf16", "fp16"});
-}
-
 }  // namespace
 }  // namespace topkformer::testing
