@@ -1673,10 +1673,6 @@ void expect_matches_cpu(const KernelCase& c, Device device) {
   if (c.check) c.check(got_on_cpu, want);
 }
 
-std::string case_name(const ::testing::TestParamInfo<KernelCase>& info) {
-  return info.param.name;
-}
-
 // Every case on the first GPU (the CUDA backend). The "Cuda" prefix puts it
 // in --gtest_filter='Cuda*'.
 class BackendParity : public ::testing::TestWithParam<KernelCase> {};
@@ -1687,7 +1683,8 @@ TEST_P(BackendParity, MatchesCpu) {
 }
 
 #if TOPKFORMER_TESTS_WITH_CUDA
-INSTANTIATE_TEST_SUITE_P(Cuda, BackendParity, ::testing::ValuesIn(kernel_cases()), case_name);
+INSTANTIATE_TEST_SUITE_P(Cuda, BackendParity, ::testing::ValuesIn(kernel_cases()),
+                         [](const auto& row) { return row.param.name; });
 #else
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(BackendParity);
 #endif
