@@ -15,6 +15,7 @@
 #include "topkformer/autograd/tape.h"
 #include "topkformer/core/allocator.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #include "topkformer/models/models.h"
 
 namespace topkformer::app {
@@ -128,7 +129,7 @@ void run_model_bench(const ModelBenchOptions& options) {
       long(options.layers), long(options.d_model), long(options.heads), long(options.d_ff),
       options.feed_forward.c_str(), long(options.vocab_size), long(options.batch),
       options.recompute_layers ? "on" : "off", format_bytes(budget).c_str(),
-      rss_peak_is_per_measurement() ? "rss_MiB: peak resident memory of each row"
+      resident_peak_is_resettable() ? "rss_MiB: peak resident memory of each row"
                                     : "rss_MiB: peak resident memory of the process so far");
   BenchReport report({"variant",
                       "length",

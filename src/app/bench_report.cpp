@@ -1,7 +1,5 @@
 #include "app/bench_report.h"
 
-#include <sys/resource.h>
-
 #include <algorithm>
 #include <charconv>
 #include <chrono>
@@ -19,43 +17,6 @@
 namespace topkformer::app {
 
 namespace {
-
-// VmHWM of /proc/self/status in bytes, or -1 where there is none.
-std::int64_t read_vm_hwm() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) != 0) continue;
-    std::istringstream fields(line.substr(6));
-    std::int64_t kib = -1;
-    fields >> kib;
-    return kib < 0 ? -1 : kib * 1024;
-  }
-  return -1;
-}
-
-// Resets VmHWM to the current resident size; false where the kernel refuses.
-bool reset_vm_hwm() {
-  std::ofstream clear_refs("/proc/self/clear_refs");
-  if (!clear_refs.good()) return false;
-  clear_refs << "5";
-  clear_refs.flush();
-  return clear_refs.good();
-}
-
-std::int64_t process_peak_rss() {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
-  return std::int64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
-void reset_rss_peak() {
-  if (rss_peak_is_per_measurement()) reset_vm_hwm();
-}
-
-std::int64_t rss_peak() {
-  return rss_peak_is_per_measurement() ? read_vm_hwm() : process_peak_rss();
-}
 
 std::string mib(std::int64_t bytes) {
   char text[32];
@@ -111,13 +72,8 @@ Tensor random_ids(const Shape& shape, std::int64_t upper, Generator& generator) 
   return Tensor::from_vector<std::int64_t>(shape, ids);
 }
 
-bool rss_peak_is_per_measurement() {
-  static const bool resettable = read_vm_hwm() >= 0 && reset_vm_hwm() && read_vm_hwm() >= 0;
-  return resettable;
-}
-
 std::string rss_column_name() {
-  return rss_peak_is_per_measurement() ? "peak_rss_bytes" : "process_peak_rss_bytes";
+  return resident_peak_is_resettable() ? "peak_rss_bytes" : "process_peak_rss_bytes";
 }
 
 Measurement measure_workload(const std::string& device, const std::function<void()>& run,
@@ -138,7 +94,7 @@ Measurement measure_workload(const std::string& device, const std::function<void
   // warm-up's peaks.
   std::int64_t held_before = allocator.current_bytes();
   allocator.reset_peak();
-  reset_rss_peak();
+  reset_resident_peak();
   for (int i = 0; i < warmup && !result.exceeded_limit; ++i) {
     run();
     within_limit();
@@ -147,7 +103,7 @@ Measurement measure_workload(const std::string& device, const std::function<void
   if (!result.exceeded_limit) {
     held_before = allocator.current_bytes();
     allocator.reset_peak();
-    reset_rss_peak();
+    reset_resident_peak();
     for (int i = 0; i < repeats; ++i) {
       timer.start();
       run();
@@ -156,7 +112,7 @@ Measurement measure_workload(const std::string& device, const std::function<void
     }
   }
   result.peak_bytes = allocator.peak_bytes() - held_before;
-  result.peak_rss_bytes = rss_peak();
+  result.peak_rss_bytes = resident_peak();
   result.timing.repeats = int(seconds.size());
   for (double s : seconds) result.total_seconds += s;
   if (!seconds.empty()) {

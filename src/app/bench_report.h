@@ -71,10 +71,6 @@ struct Measurement {
   bool exceeded_limit = false;
 };
 
-// Whether the peak resident memory can be reset before a measurement (Linux:
-// writing 5 to /proc/self/clear_refs resets VmHWM), so that each measurement
-// has its own peak. Checked once.
-bool rss_peak_is_per_measurement();
 // The CSV column of Measurement::peak_rss_bytes: peak_rss_bytes (per
 // measurement) or process_peak_rss_bytes (since the process started).
 std::string rss_column_name();

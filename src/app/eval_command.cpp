@@ -12,7 +12,9 @@
 
 #include "app/commands.h"
 #include "app/config_options.h"
+#include "topkformer/core/allocator.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #include "topkformer/train/checkpoint.h"
 #include "topkformer/train/trainer.h"
 #include "train/run_log.h"
@@ -77,6 +79,11 @@ void run(const EvalCommandOptions& options) {
   train::check_evaluation_config(trained, config);
   const auto split =
       parse_enum<train::EvalSplit>(train::eval_split_names, options.split, "--split");
+  // The three figures of memory (docs/training.md) for the whole evaluation:
+  // loading the checkpoint and the data included.
+  Allocator& allocator = allocator_for(Device::parse(config.runtime.device));
+  allocator.reset_peak();
+  reset_resident_peak();
   const train::EvalResult result = train::evaluate_checkpoint(config, checkpoint, split);
 
   nlohmann::json line = nlohmann::json::parse(train::to_json_line(result, step));
@@ -84,6 +91,10 @@ void run(const EvalCommandOptions& options) {
   line["attention"] = attention::attention_kind_name(config.model.transformer.attention.kind);
   line["feedforward"] = nn::feed_forward_kind_name(config.model.transformer.feed_forward.kind);
   line["overrides"] = options.config.overrides;
+  line["peak_bytes"] = allocator.peak_bytes();
+  line["peak_reserved_bytes"] = allocator.peak_reserved_bytes();
+  line["peak_rss_bytes"] = resident_peak();
+  line["rss_method"] = resident_peak_method();
   const std::filesystem::path output =
       options.output.empty() ? default_output(checkpoint) : std::filesystem::path(options.output);
 

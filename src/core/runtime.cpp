@@ -5,7 +5,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <fstream>
 #include <sstream>
 #include <thread>
 
@@ -69,6 +72,51 @@ std::string build_info() {
       << " threads"
       << "\n  OpenMP threads: " << omp_get_max_threads();
   return out.str();
+}
+
+namespace {
+// VmHWM of /proc/self/status in bytes, or -1 where there is none.
+std::int64_t read_vm_hwm() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    std::int64_t kib = -1;
+    fields >> kib;
+    return kib < 0 ? -1 : kib * 1024;
+  }
+  return -1;
+}
+
+// Resets VmHWM to the current resident size; false where the kernel refuses.
+bool reset_vm_hwm() {
+  std::ofstream clear_refs("/proc/self/clear_refs");
+  if (!clear_refs.good()) return false;
+  clear_refs << "5";
+  clear_refs.flush();
+  return clear_refs.good();
+}
+}  // namespace
+
+bool resident_peak_is_resettable() {
+  static const bool resettable = read_vm_hwm() >= 0 && reset_vm_hwm() && read_vm_hwm() >= 0;
+  return resettable;
+}
+
+const char* resident_peak_method() {
+  return resident_peak_is_resettable() ? "vm_hwm" : "ru_maxrss";
+}
+
+std::int64_t resident_peak() {
+  if (resident_peak_is_resettable()) return read_vm_hwm();
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return -1;
+  return std::int64_t(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+void reset_resident_peak() {
+  if (resident_peak_is_resettable()) reset_vm_hwm();
 }
 
 }  // namespace topkformer

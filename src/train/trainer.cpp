@@ -320,17 +320,25 @@ class Trainer {
     // The mean over the updates made; skipped (NaN/Inf) steps are counted apart.
     const double loss = interval.steps > 0 ? interval.loss / double(interval.steps) : NAN;
     const double grad_norm = interval.steps > 0 ? interval.grad_norm / double(interval.steps) : NAN;
-    Allocator& allocator = allocator_for(Device::cpu());
+    // The three figures of memory (docs/training.md): live tensor bytes and the
+    // bytes the allocator holds, on the run's device, and the process's resident set.
+    Allocator& allocator = allocator_for(Device::parse(config_.runtime.device));
     const std::int64_t peak = allocator.peak_bytes();
+    const std::int64_t peak_reserved = allocator.peak_reserved_bytes();
+    const std::int64_t peak_rss = resident_peak();
     allocator.reset_peak();
+    reset_resident_peak();
     const std::string skipped =
         interval.skipped > 0 ? fmt::format(" ({} NaN/Inf steps skipped)", interval.skipped) : "";
     spdlog::info(
         "step {}/{} | epoch {:.2f} | loss {:.4f}{} | lr {:.3e} | grad norm {:.3f} | {:.1f} ex/s "
-        "{:.0f} tok/s | peak {:.1f} MiB | elapsed {} | eta {}",
+        "{:.0f} tok/s | peak {:.1f} MiB live, {:.1f} MiB reserved, {:.0f} MiB resident | elapsed "
+        "{} "
+        "| eta {}",
         state_.step, config_.train.steps, task_->epochs(), loss, skipped, learning_rate, grad_norm,
         double(interval.examples) / seconds, double(interval.tokens) / seconds,
-        double(peak) / (1 << 20), format_duration(state_.elapsed_seconds), format_duration(eta));
+        double(peak) / (1 << 20), double(peak_reserved) / (1 << 20), double(peak_rss) / (1 << 20),
+        format_duration(state_.elapsed_seconds), format_duration(eta));
     log_.metrics({{"type", "train"},
                   {"step", state_.step},
                   {"epoch", task_->epochs()},
@@ -341,6 +349,9 @@ class Trainer {
                   {"examples_per_second", double(interval.examples) / seconds},
                   {"tokens_per_second", double(interval.tokens) / seconds},
                   {"peak_bytes", peak},
+                  {"peak_reserved_bytes", peak_reserved},
+                  {"peak_rss_bytes", peak_rss},
+                  {"rss_method", resident_peak_method()},
                   {"elapsed_seconds", state_.elapsed_seconds},
                   {"eta_seconds", eta}});
   }

@@ -11,6 +11,8 @@
 #include <fstream>
 #include <numeric>
 
+#include <nlohmann/json.hpp>
+
 #include "topkformer/core/error.h"
 #include "topkformer/data/data_root.h"
 #include "topkformer/data/listops.h"
@@ -320,6 +322,29 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedThenStopTheRun) {
   for (const auto& weights : model_weights(*latest)) {
     for (float value : weights) ASSERT_TRUE(std::isfinite(value));
   }
+}
+
+// Every training log line carries the three figures of memory: live tensor
+// bytes, the allocator's reserved bytes (which hold the live ones) and the
+// process's resident set (which holds both, on the CPU), with the method used.
+TEST_F(TrainerTest, LogLinesCarryLiveReservedAndResidentPeaks) {
+  run_training(listops_config({"train.steps=4", "train.log_every=2"}), options("run"));
+  std::ifstream metrics(directory() / "run" / "metrics.jsonl");
+  int train_lines = 0;
+  for (std::string text; std::getline(metrics, text);) {
+    const auto line = nlohmann::json::parse(text);
+    if (line["type"] != "train") continue;
+    ++train_lines;
+    const auto live = line["peak_bytes"].get<std::int64_t>();
+    const auto reserved = line["peak_reserved_bytes"].get<std::int64_t>();
+    const auto resident = line["peak_rss_bytes"].get<std::int64_t>();
+    EXPECT_GT(live, 0) << text;
+    EXPECT_GE(reserved, live) << text;
+    EXPECT_GT(resident, reserved) << text;
+    const auto method = line["rss_method"].get<std::string>();
+    EXPECT_TRUE(method == "vm_hwm" || method == "ru_maxrss") << text;
+  }
+  EXPECT_EQ(train_lines, 2);
 }
 
 TEST_F(TrainerTest, EarlyStoppingEndsARunThatStopsImproving) {

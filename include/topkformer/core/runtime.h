@@ -38,4 +38,14 @@ inline std::string matmul_precision_name(MatmulPrecision precision) {
 std::string version();
 std::string build_info();
 
+// The process's peak resident memory in bytes (-1 where unknown): VmHWM of
+// /proc/self/status since the last reset_resident_peak() where the kernel
+// lets it be reset (writing 5 to /proc/self/clear_refs), else getrusage's
+// ru_maxrss since the process started. resident_peak_method() says which:
+// "vm_hwm" or "ru_maxrss".
+std::int64_t resident_peak();
+void reset_resident_peak();
+bool resident_peak_is_resettable();  // checked once
+const char* resident_peak_method();
+
 }  // namespace topkformer
