@@ -24,6 +24,16 @@ std::string mib(std::int64_t bytes) {
   return text;
 }
 
+// Peak reserved over peak live bytes, both with weights and inputs: how much
+// the caching allocator holds beyond what the tensors need.
+std::string reserved_per_live(const Measurement& measurement) {
+  if (measurement.peak_live_bytes <= 0) return "";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3f",
+                double(measurement.peak_reserved_bytes) / double(measurement.peak_live_bytes));
+  return text;
+}
+
 }  // namespace
 
 void add_layer_bench_options(CLI::App& command, LayerBenchOptions& options, bool backward_flag) {
@@ -83,10 +93,12 @@ Measurement measure_workload(const std::string& device, const std::function<void
   allocator.empty_cache();
   Measurement result;
   result.peak_reserved_bytes = allocator.reserved_bytes();
-  // After each run: the reserved peak, and whether the limit was passed.
+  result.peak_live_bytes = allocator.current_bytes();
+  // After each run: the peaks, and whether the limit was passed.
   const auto within_limit = [&] {
     result.peak_reserved_bytes =
         std::max(result.peak_reserved_bytes, allocator.peak_reserved_bytes());
+    result.peak_live_bytes = std::max(result.peak_live_bytes, allocator.peak_bytes());
     result.exceeded_limit = reserved_limit > 0 && result.peak_reserved_bytes > reserved_limit;
     return !result.exceeded_limit;
   };
@@ -187,8 +199,8 @@ void BenchReport::add(const std::vector<std::string>& values,
             columns_.size(), " columns");
   if (rows_.empty()) {
     for (const Column& column : columns_) std::printf("%-*s", column.width, column.name.c_str());
-    std::printf("%11s %11s %11s %11s %12s %11s\n", "median_ms", "min_ms", "max_ms", "peak_MiB",
-                "reserved_MiB", "rss_MiB");
+    std::printf("%11s %11s %11s %11s %12s %11s %9s\n", "median_ms", "min_ms", "max_ms", "peak_MiB",
+                "reserved_MiB", "rss_MiB", "res/live");
   }
   for (std::size_t i = 0; i < values.size(); ++i) {
     std::printf("%-*s", columns_[i].width, values[i].c_str());
@@ -205,12 +217,13 @@ void BenchReport::add(const std::vector<std::string>& values,
   std::printf("%11s %11s %11s", time_field(timing.median_seconds, false).c_str(),
               time_field(timing.min_seconds, false).c_str(),
               time_field(timing.max_seconds, false).c_str());
+  const std::string ratio = measurement ? reserved_per_live(*measurement) : "";
   if (measurement) {
-    std::printf(" %11s %12s %11s\n", mib(measurement->peak_bytes).c_str(),
+    std::printf(" %11s %12s %11s %9s\n", mib(measurement->peak_bytes).c_str(),
                 mib(measurement->peak_reserved_bytes).c_str(),
-                mib(measurement->peak_rss_bytes).c_str());
+                mib(measurement->peak_rss_bytes).c_str(), ratio.c_str());
   } else {
-    std::printf(" %11s %12s %11s\n", "-", "-", "-");
+    std::printf(" %11s %12s %11s %9s\n", "-", "-", "-", "-");
   }
   std::fflush(stdout);
   row.push_back(time_field(timing.median_seconds, true));
@@ -219,6 +232,7 @@ void BenchReport::add(const std::vector<std::string>& values,
   row.push_back(measurement ? std::to_string(measurement->peak_bytes) : "");
   row.push_back(measurement ? std::to_string(measurement->peak_reserved_bytes) : "");
   row.push_back(measurement ? std::to_string(measurement->peak_rss_bytes) : "");
+  row.push_back(ratio);
   rows_.push_back(std::move(row));
 }
 
@@ -227,7 +241,7 @@ void BenchReport::write_csv(const std::string& path) const {
   TKF_CHECK(out.good(), "bench: cannot write CSV file '", path, "'");
   for (const Column& column : columns_) out << column.name << ',';
   out << "time_median_s,time_min_s,time_max_s,peak_bytes,peak_reserved_bytes," << rss_column_name()
-      << '\n';
+      << ",reserved_per_live\n";
   for (const auto& row : rows_) {
     for (std::size_t i = 0; i < row.size(); ++i) out << (i ? "," : "") << row[i];
     out << '\n';

@@ -56,13 +56,13 @@ struct Measurement {
   // Peak of the allocator's live bytes over the timed runs, above what was
   // held before them (inputs and weights): what the workload itself needed.
   std::int64_t peak_bytes = 0;
-  // The most the allocator held from the system (Allocator::reserved_bytes():
-  // live blocks and the caching allocator's free blocks; weights and inputs
-  // included), over the warm-up and timed runs: the larger of the reserved
-  // bytes read after every run and the exact peak of the live bytes. Blocks of
-  // 1 MiB and more stay reserved once obtained, so this misses at most the
-  // rounding of live blocks and the blocks under 1 MiB freed before a run ended.
+  // The most the allocator held from the system over the warm-up and timed
+  // runs, weights, inputs and the caching allocator's free blocks included:
+  // the exact counter Allocator::peak_reserved_bytes().
   std::int64_t peak_reserved_bytes = 0;
+  // The allocator's peak of live bytes over the same runs, weights and inputs
+  // included: what peak_reserved_bytes is held against (Note [caching allocator]).
+  std::int64_t peak_live_bytes = 0;
   // The process's peak resident memory: over the timed runs when
   // rss_peak_is_per_measurement(), else since the process started.
   std::int64_t peak_rss_bytes = 0;

@@ -1,5 +1,9 @@
 #include "topkformer/core/allocator.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <limits>
 #include <map>
@@ -60,45 +64,119 @@ std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_
   return round_up(bytes, power / 8);
 }
 
+CachingAllocator::CachingAllocator(std::size_t alignment, std::size_t small_limit,
+                                   std::size_t small_segment)
+    : alignment_(alignment),
+      small_limit_(small_limit),
+      small_segment_(small_segment),
+      small_(alignment, alignment),
+      large_(alignment, small_limit) {}
+
+std::size_t CachingAllocator::segment_bytes(std::size_t bytes) const {
+  constexpr std::size_t granule = std::size_t{2} << 20;
+  return std::min(size_class(bytes, alignment_, small_limit_), round_up(bytes, granule));
+}
+
+void* CachingAllocator::raw_allocate(std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  if (uncached(bytes)) {
+    const std::size_t size = round_up(bytes, alignment_);
+    void* ptr = acquire_or_release_cache(size, bytes);
+    uncached_bytes_ += static_cast<std::int64_t>(size);
+    reserved_.add(static_cast<std::int64_t>(size));
+    return ptr;
+  }
+  BlockPool& pool = pool_for(bytes);
+  if (void* ptr = pool.take(bytes)) return ptr;
+  const std::size_t segment = bytes < small_limit_ ? small_segment_ : segment_bytes(bytes);
+  // Keep the cache within its bound (Note [caching allocator]): this request
+  // is about to be live, so the peak it is measured against includes it.
+  const auto live = static_cast<double>(current_bytes()) + static_cast<double>(bytes);
+  const double limit = cache_limit * std::max(static_cast<double>(peak_bytes()), live);
+  const double over = static_cast<double>(reserved_.current() + std::int64_t(segment)) - limit;
+  if (over > 0) release_free_segments(static_cast<std::size_t>(over));
+  pool.add_segment(acquire_or_release_cache(segment, bytes), segment);
+  reserved_.add(static_cast<std::int64_t>(segment));
+  return pool.take(bytes);
+}
+
+void* CachingAllocator::acquire_or_release_cache(std::size_t segment, std::size_t request) {
+  if (void* ptr = acquire(segment)) return ptr;
+  release_free_segments(SIZE_MAX);
+  if (void* ptr = acquire(segment)) return ptr;
+  throw Error(out_of_memory_message(request, segment));
+}
+
+void CachingAllocator::raw_deallocate(void* ptr, std::size_t bytes) {
+  std::lock_guard lock(mutex_);
+  if (uncached(bytes)) {
+    const std::size_t size = round_up(bytes, alignment_);
+    release({{ptr, size}});
+    uncached_bytes_ -= static_cast<std::int64_t>(size);
+    reserved_.add(-static_cast<std::int64_t>(size));
+    return;
+  }
+  pool_for(bytes).give_back(ptr);
+}
+
+void CachingAllocator::release_free_segments(std::size_t bytes) {
+  std::vector<BlockPool::Segment> segments = large_.remove_free_segments(bytes);
+  std::size_t released = 0;
+  for (const BlockPool::Segment& segment : segments) released += segment.bytes;
+  if (released < bytes) {
+    for (const BlockPool::Segment& segment : small_.remove_free_segments(bytes - released)) {
+      segments.push_back(segment);
+      released += segment.bytes;
+    }
+  }
+  if (segments.empty()) return;
+  release(segments);
+  reserved_.add(-static_cast<std::int64_t>(released));
+}
+
+void CachingAllocator::empty_cache() {
+  std::lock_guard lock(mutex_);
+  release_free_segments(SIZE_MAX);
+}
+
+CachingAllocator::CacheStats CachingAllocator::cache_stats() const {
+  std::lock_guard lock(mutex_);
+  CacheStats stats;
+  for (const BlockPool* pool : {&small_, &large_}) {
+    stats.segments += static_cast<std::int64_t>(pool->segment_count());
+    stats.segment_bytes += static_cast<std::int64_t>(pool->segment_bytes());
+    stats.block_bytes += static_cast<std::int64_t>(pool->live_bytes());
+    stats.free_bytes += static_cast<std::int64_t>(pool->free_bytes());
+    stats.free_blocks += static_cast<std::int64_t>(pool->free_block_count());
+  }
+  stats.uncached_bytes = uncached_bytes_;
+  return stats;
+}
+
 CpuAllocator::~CpuAllocator() {
   empty_cache();
 }
 
-void* CpuAllocator::raw_allocate(std::size_t bytes) {
-  const std::size_t size = block_size(bytes);
-  if (size >= min_cached_bytes) {
-    std::lock_guard lock(cache_mutex_);
-    auto found = cache_.find(size);
-    if (found != cache_.end() && !found->second.empty()) {
-      void* ptr = found->second.back();
-      found->second.pop_back();
-      return ptr;
+void* CpuAllocator::acquire(std::size_t bytes) {
+  if (bytes < small_limit) return std::aligned_alloc(alignment, bytes);
+  void* ptr = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return ptr == MAP_FAILED ? nullptr : ptr;
+}
+
+void CpuAllocator::release(const std::vector<BlockPool::Segment>& segments) {
+  for (const BlockPool::Segment& segment : segments) {
+    if (segment.bytes < small_limit) {
+      std::free(segment.base);
+    } else {
+      munmap(segment.base, segment.bytes);
     }
   }
-  void* ptr = std::aligned_alloc(alignment, size);
-  TKF_CHECK(ptr != nullptr, "CpuAllocator: out of memory allocating ", bytes, " bytes");
-  reserved_.add(static_cast<std::int64_t>(size));
-  return ptr;
 }
 
-void CpuAllocator::raw_deallocate(void* ptr, std::size_t bytes) {
-  const std::size_t size = block_size(bytes);
-  if (size >= min_cached_bytes) {
-    std::lock_guard lock(cache_mutex_);
-    cache_[size].push_back(ptr);
-    return;
-  }
-  std::free(ptr);
-  reserved_.add(-static_cast<std::int64_t>(size));
-}
-
-void CpuAllocator::empty_cache() {
-  std::lock_guard lock(cache_mutex_);
-  for (auto& [size, blocks] : cache_) {
-    for (void* ptr : blocks) std::free(ptr);
-    reserved_.add(-static_cast<std::int64_t>(size * blocks.size()));
-  }
-  cache_.clear();
+std::string CpuAllocator::out_of_memory_message(std::size_t bytes, std::size_t) const {
+  return detail::concat("CpuAllocator: out of memory allocating ", bytes,
+                        " bytes (the framework's tensors hold ", current_bytes(),
+                        " bytes; its cache was released)");
 }
 
 namespace {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The bench commands end to end, with tiny sizes (seconds); no timing is asserted:
-#   - every bench CSV has the common columns (times, peak, reserved and resident bytes);
+#   - every bench CSV has the common columns (times, peak, reserved and resident bytes, their
+#     ratio), and every `bench model` row reserves at most 1.25x its live peak;
 #   - --precision fp64 doubles the peak bytes of vanilla attention; an unknown precision is refused;
 #   - `bench model` decides "does not fit" on the peak reserved bytes: with a budget between
 #     two lengths' peaks the longer one does not fit and the longer ones after it are skipped,
@@ -10,7 +11,7 @@
 # Usage: test_bench_cli.sh TOPKFORMER_BINARY SOURCE_DIR
 source "$(dirname "$0")/fixture.sh"
 
-common_columns='time_median_s,time_min_s,time_max_s,peak_bytes,peak_reserved_bytes,(peak_rss_bytes|process_peak_rss_bytes)$'
+common_columns='time_median_s,time_min_s,time_max_s,peak_bytes,peak_reserved_bytes,(peak_rss_bytes|process_peak_rss_bytes),reserved_per_live$'
 
 # The layer benchmarks write the common columns.
 "$tool" --threads 1 bench attention --variants vanilla,topk --lengths 16 --d-model 16 --heads 2 \
@@ -51,6 +52,11 @@ head -1 "$work/model.csv" | grep -Eq "^variant,length,.*,budget,$common_columns"
 [[ $(grep -c ",fits," "$work/model.csv") -eq 8 ]] || fail "bench model: not every row fits"
 grep -Eq "^  vanilla +128 \(every length tried fits\)$" "$work/model.out" ||
   fail "bench model summary: $(tail -3 "$work/model.out")"
+# The caching allocator's bound (Note [caching allocator]): every row reserves at most 1.25x
+# its live peak (exact counters, so deterministic).
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == "reserved_per_live") c = i; next }
+  !($c > 0 && $c <= 1.25) { print; bad = 1 } END { exit bad }' "$work/model.csv" ||
+  fail "bench model: a row reserves more than 1.25x its live peak: $(cat "$work/model.csv")"
 
 # A budget between the peak reserved bytes of lengths 32 and 64 (the allocator counts are
 # deterministic): 32 fits, 64 does not, 128 is skipped.
@@ -68,7 +74,7 @@ for expected in "16,fits" "32,fits" "64,does not fit" "128,skipped"; do
 done
 grep -Eq "^  vanilla +32$" "$work/budget.out" || fail "longest fit: $(tail -2 "$work/budget.out")"
 # The skipped row has no measurement.
-grep -q "^vanilla,128,.*,skipped,,,,,,$" "$work/budget.csv" || fail "skipped row has values"
+grep -q "^vanilla,128,.*,skipped,,,,,,,$" "$work/budget.csv" || fail "skipped row has values"
 
 # Below every peak: nothing fits.
 "${model_bench[@]}" --variants topk --memory-budget 1KiB >"$work/tiny.out" ||

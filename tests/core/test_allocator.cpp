@@ -3,15 +3,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "topkformer/core/allocator.h"
+#include "topkformer/core/error.h"
 #include "topkformer/core/tensor.h"
 
 namespace topkformer {
 namespace {
 
-Allocator& cpu_allocator() {
-  return allocator_for(Device::cpu());
+CachingAllocator& cpu_allocator() {
+  return dynamic_cast<CachingAllocator&>(allocator_for(Device::cpu()));
 }
 
 constexpr std::int64_t mib = std::int64_t{1} << 20;
@@ -118,9 +120,9 @@ TEST(CpuAllocator, ReservedBytesCoverCurrentBytes) {
 // A freed large block stays reserved (cached) until empty_cache(); reusing it
 // reserves nothing new.
 TEST(CpuAllocator, EmptyCacheReleasesFreedLargeBlocks) {
-  Allocator& allocator = cpu_allocator();
+  CachingAllocator& allocator = cpu_allocator();
   const std::size_t bytes = 4 * mib + 20;
-  const auto block = static_cast<std::int64_t>(CpuAllocator::block_size(bytes));
+  const auto block = static_cast<std::int64_t>(allocator.segment_bytes(bytes));
   std::int64_t reserved_with_block = 0;
   {
     const Tensor big = Tensor::empty({std::int64_t(bytes)}, DType::u8);
@@ -136,38 +138,26 @@ TEST(CpuAllocator, EmptyCacheReleasesFreedLargeBlocks) {
   EXPECT_GE(allocator.reserved_bytes(), allocator.current_bytes());
 }
 
-// Block sizes: at least the request, a multiple of the alignment, and at most
-// 63 bytes (small) or 1/8 of the request (cached sizes) of slack.
-TEST(CpuAllocator, BlockSizeRoundsUpWithBoundedSlack) {
-  std::vector<std::size_t> sizes = {1,
-                                    63,
-                                    64,
-                                    65,
-                                    1000,
-                                    std::size_t(mib) - 1,
-                                    std::size_t(mib),
-                                    std::size_t(mib) + 1,
-                                    2 * std::size_t(mib) - 1,
-                                    2 * std::size_t(mib) + 1,
-                                    3 * std::size_t(mib) + 5,
-                                    (std::size_t{1} << 30) + 12345};
+// Segments: at least the request, a multiple of the alignment, and at most
+// 1/8 of the request or 2 MiB of slack.
+TEST(CpuAllocator, SegmentSizeRoundsUpWithBoundedSlack) {
+  const CachingAllocator& allocator = cpu_allocator();
+  std::vector<std::size_t> sizes = {std::size_t(mib),         std::size_t(mib) + 1,
+                                    2 * std::size_t(mib) - 1, 2 * std::size_t(mib) + 1,
+                                    3 * std::size_t(mib) + 5, (std::size_t{1} << 30) + 12345};
   // Plus a deterministic spread of sizes from 1 MiB to 1 GiB.
   for (std::size_t s = std::size_t(mib) + 7; s < (std::size_t{1} << 30); s = s * 5 / 4 + 13)
     sizes.push_back(s);
   for (const std::size_t bytes : sizes) {
-    const std::size_t block = CpuAllocator::block_size(bytes);
-    EXPECT_GE(block, bytes) << bytes;
-    EXPECT_EQ(block % CpuAllocator::alignment, 0u) << bytes;
-    if (bytes >= CpuAllocator::min_cached_bytes) {
-      EXPECT_LE(8 * (block - bytes), bytes) << bytes << " -> " << block;
-    } else {
-      EXPECT_LT(block - bytes, CpuAllocator::alignment) << bytes << " -> " << block;
-    }
+    const std::size_t segment = allocator.segment_bytes(bytes);
+    EXPECT_GE(segment, bytes) << bytes;
+    EXPECT_EQ(segment % CpuAllocator::alignment, 0u) << bytes;
+    EXPECT_LE(8 * (segment - bytes), bytes) << bytes << " -> " << segment;
+    EXPECT_LE(segment - bytes, 2 * std::size_t(mib)) << bytes << " -> " << segment;
   }
 }
 
-// The rounding shared with the CUDA allocator (512-byte classes below 1 MiB there).
-TEST(CpuAllocator, SizeClassesAreSharedWithOtherAllocators) {
+TEST(CpuAllocator, SizeClassesRoundToAnEighthOfTheirOctave) {
   EXPECT_EQ(size_class(1, 512, mib), 512u);
   EXPECT_EQ(size_class(512, 512, mib), 512u);
   EXPECT_EQ(size_class(513, 512, mib), 1024u);
@@ -176,11 +166,6 @@ TEST(CpuAllocator, SizeClassesAreSharedWithOtherAllocators) {
   EXPECT_EQ(size_class(mib + 1, 512, mib), std::size_t(mib + mib / 8));
   EXPECT_EQ(size_class(3 * mib + 20, 512, mib), std::size_t(3 * mib + mib / 4));
   EXPECT_EQ(size_class(std::size_t{1} << 50, 512, mib), std::size_t{1} << 50);
-  for (const std::size_t bytes :
-       {std::size_t{1}, std::size_t{100}, std::size_t(mib) + 7, std::size_t(5 * mib) + 77}) {
-    EXPECT_EQ(CpuAllocator::block_size(bytes),
-              size_class(bytes, CpuAllocator::alignment, CpuAllocator::min_cached_bytes));
-  }
   EXPECT_THROW(size_class(~std::size_t{0} - 5, 512, mib), Error);
 }
 

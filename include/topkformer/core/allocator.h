@@ -7,9 +7,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <unordered_map>
+#include <string>
 #include <vector>
 
+#include "topkformer/core/block_pool.h"
 #include "topkformer/core/device.h"
 
 namespace topkformer {
@@ -22,12 +23,10 @@ struct MemoryStats {
   std::int64_t peak_reserved_bytes = 0;  // highest reserved_bytes since start or reset_peak()
 };
 
-// The size class a request of `bytes` is served from, shared by the caching
-// allocators: below `large_bytes`, `bytes` rounded up to a multiple of
-// `small_multiple`; from `large_bytes` on (a power of two), rounded up to a
-// multiple of power / 8 where power <= bytes <= 2 * power, so a block is at
-// most 12.5% larger than the request and a few classes cover each octave.
-// Throws Error for requests too large to round.
+// `bytes` rounded up to its size class: below `large_bytes`, a multiple of
+// `small_multiple`; from `large_bytes` on (a power of two), a multiple of
+// power / 8 where power <= bytes <= 2 * power, so at most 12.5% larger than
+// the request. Throws Error for requests too large to round.
 std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_t large_bytes);
 
 // Reserved bytes and their peak, for allocators that hold more memory from the
@@ -83,38 +82,103 @@ class Allocator {
   std::atomic<std::int64_t> allocation_count_{0};
 };
 
-// 64-byte aligned host memory (a cache line, an AVX-512 register).
+// Note [caching allocator]
+// Both devices' allocators cache freed memory, because getting it from the
+// system again is slow: the kernel hands large host blocks back zeroed page by
+// page (a fresh 64 MiB matrix product output spent longer in page faults than
+// in BLAS), and cudaMalloc/cudaFree synchronize the device. Requests of
+// `small_limit` bytes and more come from segments of their own size rounded
+// up to 1/8 of its power of two, at most 2 MiB (so at most 12.5% more); the
+// segments are split and merged by a BlockPool (Note [block pool]), so a
+// freed block serves any smaller request, and the sizes of one step's buffers
+// (chunked attention's grow chunk by chunk) share the same memory. Smaller
+// requests come from a pool of `small_segment` byte segments of their own,
+// or, where that is 0 (the CPU, whose C library serves small blocks well),
+// straight from the system without caching.
 //
-// Blocks of 1 MiB and more are cached when freed and reused for a later
-// request of the same size class (sizes rounded up to 1/8 of their power of
-// two), because the operating system hands large blocks back zeroed page by
-// page: a 64 MiB matrix product output would otherwise spend longer in page
-// faults than in BLAS. current/peak bytes count requested bytes, exactly;
-// reserved bytes include the cache. empty_cache() returns it to the system.
-class CpuAllocator final : public Allocator {
+// The cache is bounded: before reserving a new segment, wholly free segments
+// are released (largest first) until reserved bytes would stay within
+// `cache_limit` times the live peak since reset_peak(), the request included.
+// What can stay above it is the free space inside segments that still hold a
+// live block. When the system has no memory for a segment, every wholly free
+// segment is released and the request retried once before the allocator
+// throws its out-of-memory error.
+//
+// Statistics: current/peak bytes count requested bytes, exactly; reserved
+// bytes are the bytes held from the system (segments, and uncached blocks at
+// their rounded size), the counterpart of PyTorch's memory_reserved().
+class CachingAllocator : public Allocator {
  public:
-  static constexpr std::size_t alignment = 64;
-  static constexpr std::size_t min_cached_bytes = std::size_t{1} << 20;
+  static constexpr double cache_limit = 1.2;
 
-  ~CpuAllocator() override;
-  Device device() const override { return Device::cpu(); }
+  struct CacheStats {
+    std::int64_t segments = 0;       // held from the system, in both pools
+    std::int64_t segment_bytes = 0;  // their bytes
+    std::int64_t block_bytes = 0;    // in live blocks (at their block size)
+    std::int64_t free_bytes = 0;     // in free blocks: the cache
+    std::int64_t free_blocks = 0;
+    std::int64_t uncached_bytes = 0;  // live blocks from the system directly
+  };
+
   std::int64_t reserved_bytes() const override { return reserved_.current(); }
   std::int64_t peak_reserved_bytes() const override { return reserved_.peak(); }
+  // Releases every wholly free segment.
   void empty_cache() override;
-  // The block size a request is served from.
-  static std::size_t block_size(std::size_t bytes) {
-    return size_class(bytes, alignment, min_cached_bytes);
-  }
+  CacheStats cache_stats() const;
+  // The segment a request of `bytes` (at least small_limit) gets when no free block holds it.
+  std::size_t segment_bytes(std::size_t bytes) const;
 
  protected:
+  // Blocks are multiples of `alignment`; requests below `small_limit` come
+  // from `small_segment` byte segments, or uncached when that is 0.
+  CachingAllocator(std::size_t alignment, std::size_t small_limit, std::size_t small_segment);
+  // Memory from the system, or nullptr when it has none.
+  virtual void* acquire(std::size_t bytes) = 0;
+  // Gives segments (or uncached blocks) back to the system.
+  virtual void release(const std::vector<BlockPool::Segment>& segments) = 0;
+  // The error for a request the system could not serve after the cache was released.
+  virtual std::string out_of_memory_message(std::size_t bytes, std::size_t segment) const = 0;
+
   void* raw_allocate(std::size_t bytes) override;
   void raw_deallocate(void* ptr, std::size_t bytes) override;
   void reset_peak_reserved() override { reserved_.reset_peak(); }
 
  private:
+  bool uncached(std::size_t bytes) const { return bytes < small_limit_ && small_segment_ == 0; }
+  BlockPool& pool_for(std::size_t bytes) { return bytes < small_limit_ ? small_ : large_; }
+  // acquire(segment), releasing the cache and retrying once when the system
+  // has no memory; throws the out-of-memory error for `request` after that.
+  void* acquire_or_release_cache(std::size_t segment, std::size_t request);
+  // Releases wholly free segments worth at least `bytes` (all for SIZE_MAX).
+  void release_free_segments(std::size_t bytes);
+
+  std::size_t alignment_;
+  std::size_t small_limit_;
+  std::size_t small_segment_;
+  mutable std::mutex mutex_;
+  BlockPool small_;
+  BlockPool large_;
+  std::int64_t uncached_bytes_ = 0;
   ReservedBytes reserved_;
-  std::mutex cache_mutex_;
-  std::unordered_map<std::size_t, std::vector<void*>> cache_;  // block size -> free blocks
+};
+
+// 64-byte aligned host memory (a cache line, an AVX-512 register): blocks of
+// 1 MiB and more from mmap'd segments, cached and split (Note [caching
+// allocator]); smaller ones from the C library, uncached. munmap gives a
+// released segment back to the system at once, where free() might keep it.
+class CpuAllocator final : public CachingAllocator {
+ public:
+  static constexpr std::size_t alignment = 64;
+  static constexpr std::size_t small_limit = std::size_t{1} << 20;
+
+  CpuAllocator() : CachingAllocator(alignment, small_limit, 0) {}
+  ~CpuAllocator() override;
+  Device device() const override { return Device::cpu(); }
+
+ protected:
+  void* acquire(std::size_t bytes) override;
+  void release(const std::vector<BlockPool::Segment>& segments) override;
+  std::string out_of_memory_message(std::size_t bytes, std::size_t segment) const override;
 };
 
 // The allocator that serves a device. A registered allocator wins; otherwise
