@@ -55,26 +55,19 @@ std::size_t round_up(std::size_t bytes, std::size_t multiple) {
 }
 }  // namespace
 
-std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_t large_bytes) {
-  TKF_CHECK(bytes <= std::numeric_limits<std::size_t>::max() / 2, "allocator: a request of ", bytes,
-            " bytes is too large");
-  if (bytes < large_bytes) return round_up(bytes, small_multiple);
-  std::size_t power = large_bytes;
-  while (power < bytes / 2) power *= 2;  // power <= bytes <= 2 * power
-  return round_up(bytes, power / 8);
-}
-
 CachingAllocator::CachingAllocator(std::size_t alignment, std::size_t small_limit,
-                                   std::size_t small_segment)
+                                   std::size_t small_segment, std::size_t segment_granule)
     : alignment_(alignment),
       small_limit_(small_limit),
       small_segment_(small_segment),
+      segment_granule_(segment_granule),
       small_(alignment, alignment),
       large_(alignment, small_limit) {}
 
 std::size_t CachingAllocator::segment_bytes(std::size_t bytes) const {
-  constexpr std::size_t granule = std::size_t{2} << 20;
-  return std::min(size_class(bytes, alignment_, small_limit_), round_up(bytes, granule));
+  TKF_CHECK(bytes <= SIZE_MAX - segment_granule_, "allocator: a request of ", bytes,
+            " bytes is too large");
+  return round_up(bytes, segment_granule_);
 }
 
 void* CachingAllocator::raw_allocate(std::size_t bytes) {
@@ -87,16 +80,27 @@ void* CachingAllocator::raw_allocate(std::size_t bytes) {
     return ptr;
   }
   BlockPool& pool = pool_for(bytes);
-  if (void* ptr = pool.take(bytes)) return ptr;
-  const std::size_t segment = bytes < small_limit_ ? small_segment_ : segment_bytes(bytes);
+  // A free block more than twice the request is split only when the cache
+  // is at its bound: splitting a large block for a small request is how a
+  // pool fragments (a freed 16 MiB score buffer cut into 4 MiB pieces cannot
+  // hold the next 16 MiB one), so while there is room a new segment is
+  // better. At the bound, splitting comes before releasing: released
+  // segments would have to be obtained again in the next step.
+  const bool large = bytes >= small_limit_;
+  if (void* ptr = pool.take(bytes, large ? 2 * bytes : SIZE_MAX)) return ptr;
+  const std::size_t segment = large ? segment_bytes(bytes) : small_segment_;
   // Keep the cache within its bound (Note [caching allocator]): this request
   // is about to be live, so the peak it is measured against includes it.
   const auto live = static_cast<double>(current_bytes()) + static_cast<double>(bytes);
   const double limit = cache_limit * std::max(static_cast<double>(peak_bytes()), live);
   const double over = static_cast<double>(reserved_.current() + std::int64_t(segment)) - limit;
-  if (over > 0) release_free_segments(static_cast<std::size_t>(over));
+  if (over > 0) {
+    if (void* ptr = pool.take(bytes)) return ptr;  // split a large block rather than grow
+    release_free_segments(static_cast<std::size_t>(over));
+  }
   pool.add_segment(acquire_or_release_cache(segment, bytes), segment);
   reserved_.add(static_cast<std::int64_t>(segment));
+  ++segments_acquired_;
   return pool.take(bytes);
 }
 
@@ -119,7 +123,7 @@ void CachingAllocator::raw_deallocate(void* ptr, std::size_t bytes) {
   pool_for(bytes).give_back(ptr);
 }
 
-void CachingAllocator::release_free_segments(std::size_t bytes) {
+std::size_t CachingAllocator::release_free_segments(std::size_t bytes) {
   std::vector<BlockPool::Segment> segments = large_.remove_free_segments(bytes);
   std::size_t released = 0;
   for (const BlockPool::Segment& segment : segments) released += segment.bytes;
@@ -129,9 +133,11 @@ void CachingAllocator::release_free_segments(std::size_t bytes) {
       released += segment.bytes;
     }
   }
-  if (segments.empty()) return;
+  if (segments.empty()) return 0;
   release(segments);
   reserved_.add(-static_cast<std::int64_t>(released));
+  segments_released_ += static_cast<std::int64_t>(segments.size());
+  return released;
 }
 
 void CachingAllocator::empty_cache() {
@@ -150,6 +156,8 @@ CachingAllocator::CacheStats CachingAllocator::cache_stats() const {
     stats.free_blocks += static_cast<std::int64_t>(pool->free_block_count());
   }
   stats.uncached_bytes = uncached_bytes_;
+  stats.segments_acquired = segments_acquired_;
+  stats.segments_released = segments_released_;
   return stats;
 }
 

@@ -30,11 +30,11 @@ void BlockPool::erase_free(Blocks::iterator block) {
   block->second.free = false;
 }
 
-void* BlockPool::take(std::size_t bytes) {
+void* BlockPool::take(std::size_t bytes, std::size_t largest) {
   const std::size_t size =
       (std::max<std::size_t>(bytes, 1) + alignment_ - 1) / alignment_ * alignment_;
   const auto fit = free_.lower_bound({size, 0});
-  if (fit == free_.end()) return nullptr;
+  if (fit == free_.end() || fit->first > largest) return nullptr;
   const auto block = blocks_.find(fit->second);
   erase_free(block);
   const std::size_t rest = block->second.bytes - size;

@@ -25,9 +25,10 @@ class CudaAllocator final : public CachingAllocator {
   static constexpr std::size_t alignment = 512;
   static constexpr std::size_t small_limit = std::size_t{1} << 20;
   static constexpr std::size_t small_segment = std::size_t{2} << 20;
+  static constexpr std::size_t segment_granule = std::size_t{2} << 20;
 
   explicit CudaAllocator(int index)
-      : CachingAllocator(alignment, small_limit, small_segment), index_(index) {}
+      : CachingAllocator(alignment, small_limit, small_segment, segment_granule), index_(index) {}
   Device device() const override { return Device::cuda(index_); }
 
  protected:

@@ -138,8 +138,8 @@ TEST(CpuAllocator, EmptyCacheReleasesFreedLargeBlocks) {
   EXPECT_GE(allocator.reserved_bytes(), allocator.current_bytes());
 }
 
-// Segments: at least the request, a multiple of the alignment, and at most
-// 1/8 of the request or 2 MiB of slack.
+// Segments: at least the request, a multiple of the alignment, and less than
+// one granule (64 KiB) of slack.
 TEST(CpuAllocator, SegmentSizeRoundsUpWithBoundedSlack) {
   const CachingAllocator& allocator = cpu_allocator();
   std::vector<std::size_t> sizes = {std::size_t(mib),         std::size_t(mib) + 1,
@@ -152,21 +152,9 @@ TEST(CpuAllocator, SegmentSizeRoundsUpWithBoundedSlack) {
     const std::size_t segment = allocator.segment_bytes(bytes);
     EXPECT_GE(segment, bytes) << bytes;
     EXPECT_EQ(segment % CpuAllocator::alignment, 0u) << bytes;
-    EXPECT_LE(8 * (segment - bytes), bytes) << bytes << " -> " << segment;
-    EXPECT_LE(segment - bytes, 2 * std::size_t(mib)) << bytes << " -> " << segment;
+    EXPECT_LT(segment - bytes, CpuAllocator::segment_granule) << bytes << " -> " << segment;
+    EXPECT_EQ(segment % CpuAllocator::segment_granule, 0u) << bytes;
   }
-}
-
-TEST(CpuAllocator, SizeClassesRoundToAnEighthOfTheirOctave) {
-  EXPECT_EQ(size_class(1, 512, mib), 512u);
-  EXPECT_EQ(size_class(512, 512, mib), 512u);
-  EXPECT_EQ(size_class(513, 512, mib), 1024u);
-  EXPECT_EQ(size_class(mib - 1, 512, mib), std::size_t(mib));
-  EXPECT_EQ(size_class(mib, 512, mib), std::size_t(mib));
-  EXPECT_EQ(size_class(mib + 1, 512, mib), std::size_t(mib + mib / 8));
-  EXPECT_EQ(size_class(3 * mib + 20, 512, mib), std::size_t(3 * mib + mib / 4));
-  EXPECT_EQ(size_class(std::size_t{1} << 50, 512, mib), std::size_t{1} << 50);
-  EXPECT_THROW(size_class(~std::size_t{0} - 5, 512, mib), Error);
 }
 
 // Reserved bytes have a peak like current bytes; reset_peak() restarts both.

@@ -23,12 +23,6 @@ struct MemoryStats {
   std::int64_t peak_reserved_bytes = 0;  // highest reserved_bytes since start or reset_peak()
 };
 
-// `bytes` rounded up to its size class: below `large_bytes`, a multiple of
-// `small_multiple`; from `large_bytes` on (a power of two), a multiple of
-// power / 8 where power <= bytes <= 2 * power, so at most 12.5% larger than
-// the request. Throws Error for requests too large to round.
-std::size_t size_class(std::size_t bytes, std::size_t small_multiple, std::size_t large_bytes);
-
 // Reserved bytes and their peak, for allocators that hold more memory from the
 // system than their live allocations (block rounding, caches).
 class ReservedBytes {
@@ -88,28 +82,34 @@ class Allocator {
 // page (a fresh 64 MiB matrix product output spent longer in page faults than
 // in BLAS), and cudaMalloc/cudaFree synchronize the device. Requests of
 // `small_limit` bytes and more come from segments of their own size rounded
-// up to 1/8 of its power of two, at most 2 MiB (so at most 12.5% more); the
-// segments are split and merged by a BlockPool (Note [block pool]), so a
-// freed block serves any smaller request, and the sizes of one step's buffers
-// (chunked attention's grow chunk by chunk) share the same memory. Smaller
-// requests come from a pool of `small_segment` byte segments of their own,
-// or, where that is 0 (the CPU, whose C library serves small blocks well),
-// straight from the system without caching.
+// up to `segment_granule` (the CPU: 64 KiB; a GPU: 2 MiB, cudaMalloc's own
+// granularity, so that reserved bytes are what the device holds). A BlockPool
+// (Note [block pool]) splits and merges them, so a freed block serves any
+// smaller request and the sizes of one step's buffers (chunked attention's
+// grow chunk by chunk) share the same memory. Smaller requests come from a
+// pool of `small_segment` byte segments of their own, or, where that is 0
+// (the CPU, whose C library serves small blocks well), straight from the
+// system without caching.
 //
-// The cache is bounded: before reserving a new segment, wholly free segments
-// are released (largest first) until reserved bytes would stay within
-// `cache_limit` times the live peak since reset_peak(), the request included.
-// What can stay above it is the free space inside segments that still hold a
-// live block. When the system has no memory for a segment, every wholly free
-// segment is released and the request retried once before the allocator
-// throws its out-of-memory error.
+// The cache is bounded. Before a new segment is reserved, reserved bytes
+// are compared with `cache_limit` times the live peak since reset_peak(), the
+// request included: over it, the request splits any larger free block, and
+// only when none holds it are wholly free segments released (largest first)
+// before the new one is obtained. Under it, a free block more than twice the
+// request is not split (a new segment is obtained instead), since splitting
+// large blocks for small requests is how a pool fragments. What can stay
+// above the bound is the free space inside segments that still hold a live
+// block. 1.1 keeps every `bench model` row within 1.25x (docs/decisions.md).
+// When the system has no memory for a segment, every wholly free segment is
+// released and the request retried once before the allocator throws its
+// out-of-memory error.
 //
 // Statistics: current/peak bytes count requested bytes, exactly; reserved
 // bytes are the bytes held from the system (segments, and uncached blocks at
 // their rounded size), the counterpart of PyTorch's memory_reserved().
 class CachingAllocator : public Allocator {
  public:
-  static constexpr double cache_limit = 1.2;
+  static constexpr double cache_limit = 1.1;
 
   struct CacheStats {
     std::int64_t segments = 0;       // held from the system, in both pools
@@ -118,6 +118,10 @@ class CachingAllocator : public Allocator {
     std::int64_t free_bytes = 0;     // in free blocks: the cache
     std::int64_t free_blocks = 0;
     std::int64_t uncached_bytes = 0;  // live blocks from the system directly
+    // Segments obtained and released since the allocator was made: a count
+    // that grows step after step means the cache is churning.
+    std::int64_t segments_acquired = 0;
+    std::int64_t segments_released = 0;
   };
 
   std::int64_t reserved_bytes() const override { return reserved_.current(); }
@@ -125,13 +129,16 @@ class CachingAllocator : public Allocator {
   // Releases every wholly free segment.
   void empty_cache() override;
   CacheStats cache_stats() const;
-  // The segment a request of `bytes` (at least small_limit) gets when no free block holds it.
+  // The segment a request of `bytes` (at least small_limit) gets when no free
+  // block holds it: `bytes` rounded up to the segment granule.
   std::size_t segment_bytes(std::size_t bytes) const;
 
  protected:
   // Blocks are multiples of `alignment`; requests below `small_limit` come
-  // from `small_segment` byte segments, or uncached when that is 0.
-  CachingAllocator(std::size_t alignment, std::size_t small_limit, std::size_t small_segment);
+  // from `small_segment` byte segments, or uncached when that is 0; larger
+  // ones from segments rounded up to `segment_granule`.
+  CachingAllocator(std::size_t alignment, std::size_t small_limit, std::size_t small_segment,
+                   std::size_t segment_granule);
   // Memory from the system, or nullptr when it has none.
   virtual void* acquire(std::size_t bytes) = 0;
   // Gives segments (or uncached blocks) back to the system.
@@ -149,16 +156,20 @@ class CachingAllocator : public Allocator {
   // acquire(segment), releasing the cache and retrying once when the system
   // has no memory; throws the out-of-memory error for `request` after that.
   void* acquire_or_release_cache(std::size_t segment, std::size_t request);
-  // Releases wholly free segments worth at least `bytes` (all for SIZE_MAX).
-  void release_free_segments(std::size_t bytes);
+  // Releases wholly free segments worth at least `bytes` (all for SIZE_MAX),
+  // as many as there are; returns the bytes released.
+  std::size_t release_free_segments(std::size_t bytes);
 
   std::size_t alignment_;
   std::size_t small_limit_;
   std::size_t small_segment_;
+  std::size_t segment_granule_;
   mutable std::mutex mutex_;
   BlockPool small_;
   BlockPool large_;
   std::int64_t uncached_bytes_ = 0;
+  std::int64_t segments_acquired_ = 0;
+  std::int64_t segments_released_ = 0;
   ReservedBytes reserved_;
 };
 
@@ -171,7 +182,9 @@ class CpuAllocator final : public CachingAllocator {
   static constexpr std::size_t alignment = 64;
   static constexpr std::size_t small_limit = std::size_t{1} << 20;
 
-  CpuAllocator() : CachingAllocator(alignment, small_limit, 0) {}
+  static constexpr std::size_t segment_granule = std::size_t{64} << 10;
+
+  CpuAllocator() : CachingAllocator(alignment, small_limit, 0, segment_granule) {}
   ~CpuAllocator() override;
   Device device() const override { return Device::cpu(); }
 

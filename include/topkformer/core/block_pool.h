@@ -34,8 +34,8 @@ class BlockPool {
   BlockPool(std::size_t alignment, std::size_t min_split);
 
   // The block for `bytes` (rounded up to the alignment), or nullptr when no
-  // free block is large enough.
-  void* take(std::size_t bytes);
+  // free block is large enough, or when the best fit is larger than `largest`.
+  void* take(std::size_t bytes, std::size_t largest = SIZE_MAX);
   // Adds a segment obtained from the system, as one free block.
   void add_segment(void* base, std::size_t bytes);
   // Frees the live block at `ptr` (from take) and merges it with its free
