@@ -162,9 +162,14 @@ void MappedCache::unmap() noexcept {
   payload_ = {};
 }
 
-void MappedCache::release_pages() const {
+void MappedCache::release_pages(std::span<const std::byte> part) const {
+  // madvise wants whole pages: the partial pages at the ends go too, which
+  // costs only reading them again.
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<std::uintptr_t>(part.data()) / page * page;
+  const auto end = reinterpret_cast<std::uintptr_t>(part.data() + part.size());
   // Advice only: where the kernel declines, the pages simply stay.
-  if (mapping_ != nullptr) ::madvise(mapping_, mapping_bytes_, MADV_DONTNEED);
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void throw_corrupt_cache(std::string_view what, const std::filesystem::path& path,

@@ -3,6 +3,7 @@
 // See Note [cache files].
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -86,10 +87,9 @@ class MappedCache {
   explicit operator bool() const { return mapping_ != nullptr; }
   std::uint64_t count() const { return count_; }
   std::span<const std::byte> payload() const { return payload_; }
-  // Drops the pages read so far from the process (the kernel reads them again
-  // from the page cache when they are next used): after a check has read the
-  // whole file, a run then holds only the pages of the items it uses.
-  void release_pages() const;
+  // Drops the pages of `part` (a view into payload()) from the process; the
+  // kernel reads them again from the page cache when they are next used.
+  void release_pages(std::span<const std::byte> part) const;
 
  private:
   void unmap() noexcept;
@@ -114,18 +114,26 @@ std::span<const T> cache_array(std::span<const std::byte> bytes, std::size_t off
 [[noreturn]] void throw_corrupt_cache(std::string_view what, const std::filesystem::path& path,
                                       const std::string& damage);
 
-// Checks that every id is in [0, vocab_size); throws naming the cache and the
-// first id's position otherwise.
+// Checks that every id of `cache` is in [0, vocab_size); throws naming the
+// cache and the first bad id's position otherwise. The check reads the ids in
+// parts of 8 MiB and drops each part's pages once read, so that it never
+// holds the whole cache resident and a run then holds only the pages it uses.
 template <typename Id>
-void check_cached_ids(std::span<const Id> ids, std::int64_t vocab_size, std::string_view what,
-                      const std::filesystem::path& path) {
-  for (std::size_t position = 0; position < ids.size(); ++position) {
-    const auto id = static_cast<std::int64_t>(ids[position]);
-    if (id < 0 || id >= vocab_size) {
-      throw_corrupt_cache(what, path,
-                          "id " + std::to_string(id) + " at position " + std::to_string(position) +
-                              " is outside the vocabulary [0, " + std::to_string(vocab_size) + ")");
+void check_cached_ids(const MappedCache& cache, std::span<const Id> ids, std::int64_t vocab_size,
+                      std::string_view what, const std::filesystem::path& path) {
+  constexpr std::size_t part = (std::size_t{8} << 20) / sizeof(Id);
+  for (std::size_t start = 0; start < ids.size(); start += part) {
+    const std::span<const Id> checked = ids.subspan(start, std::min(part, ids.size() - start));
+    for (std::size_t i = 0; i < checked.size(); ++i) {
+      const auto id = static_cast<std::int64_t>(checked[i]);
+      if (id < 0 || id >= vocab_size) {
+        throw_corrupt_cache(what, path,
+                            "id " + std::to_string(id) + " at position " +
+                                std::to_string(start + i) + " is outside the vocabulary [0, " +
+                                std::to_string(vocab_size) + ")");
+      }
     }
+    cache.release_pages(std::as_bytes(checked));
   }
 }
 

@@ -163,8 +163,7 @@ MappedTable map_if_current(const CacheIdentity& identity, TsvFormat format,
   if (const std::string found = damage(arrays, options, format); !found.empty()) {
     throw_corrupt_cache(what, identity.path, found);
   }
-  check_cached_ids(arrays.ids, vocab_size, what, identity.path);
-  cache->release_pages();
+  check_cached_ids(*cache, arrays.ids, vocab_size, what, identity.path);
   return {std::move(cache), arrays, sizes[1]};
 }
 
@@ -197,29 +196,35 @@ TokenTable TokenTable::encode(const std::vector<TextPairRecord>& records,
 }
 
 std::int64_t TokenTable::size() const {
-  return kept_.empty() ? std::ssize(arrays_.labels) : std::ssize(kept_);
-}
-
-std::int64_t TokenTable::stored_item(std::int64_t index) const {
-  check_index(index, size(), "dataset");
-  return kept_.empty() ? index : kept_[static_cast<std::size_t>(index)];
+  return std::ssize(arrays_.labels);
 }
 
 std::span<const std::int32_t> TokenTable::tokens(std::int64_t index, std::int64_t text) const {
+  check_index(index, size(), "dataset");
   check_index(text, arrays_.texts_per_item, "dataset text");
-  const auto k = static_cast<std::size_t>(stored_item(index) * arrays_.texts_per_item + text);
+  const auto k = static_cast<std::size_t>(index * arrays_.texts_per_item + text);
   const std::uint64_t begin = arrays_.offsets[k], end = arrays_.offsets[k + 1];
   return arrays_.ids.subspan(static_cast<std::size_t>(begin),
                              static_cast<std::size_t>(end - begin));
 }
 
 std::int64_t TokenTable::label(std::int64_t index) const {
-  return arrays_.labels[static_cast<std::size_t>(stored_item(index))];
+  check_index(index, size(), "dataset");
+  return arrays_.labels[static_cast<std::size_t>(index)];
 }
 
-void TokenTable::keep(std::vector<std::int64_t> indices) {
-  for (std::int64_t& index : indices) index = stored_item(index);
-  kept_ = std::move(indices);
+void TokenTable::keep(const std::vector<std::int64_t>& indices) {
+  auto owned = std::make_shared<OwnedArrays>();
+  for (const std::int64_t index : indices) {
+    for (std::int64_t text = 0; text < arrays_.texts_per_item; ++text) {
+      const std::span<const std::int32_t> ids = tokens(index, text);
+      owned->ids.insert(owned->ids.end(), ids.begin(), ids.end());
+      owned->offsets.push_back(owned->ids.size());
+    }
+    owned->labels.push_back(arrays_.labels[static_cast<std::size_t>(index)]);
+  }
+  const TokenArrays arrays{arrays_.texts_per_item, owned->ids, owned->offsets, owned->labels};
+  *this = TokenTable(arrays, std::move(owned));
 }
 
 CachedTokenTable read_token_table(const std::filesystem::path& source, TsvFormat format,

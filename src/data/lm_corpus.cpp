@@ -62,8 +62,7 @@ MappedIds map_if_current(const CacheIdentity& identity, std::int64_t vocab_size)
   auto cache = std::make_shared<MappedCache>(identity.path, cache_magic, identity.header);
   const auto ids = cache_array<std::uint32_t>(cache->payload(), 0, cache->count());
   if (!*cache || ids.empty() || ids.size_bytes() != cache->payload().size()) return {};
-  check_cached_ids(ids, vocab_size, what, identity.path);
-  cache->release_pages();
+  check_cached_ids(*cache, ids, vocab_size, what, identity.path);
   return {std::move(cache), ids};
 }
 

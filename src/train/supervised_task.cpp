@@ -66,7 +66,7 @@ typename Kind::Dataset load(const Config& config, const data::Tokenizer& tokeniz
                              data::ReadOptions{config.data.skip_bad_lines},
                              token_cache_dir(config.data))
           .table;
-  table.keep(spread_indices(table.size(), limit));
+  if (limit > 0 && limit < table.size()) table.keep(spread_indices(table.size(), limit));
   release_free_host_memory();
   return typename Kind::Dataset(std::move(table), tokenizer.pad_id());
 }

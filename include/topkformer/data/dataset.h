@@ -21,12 +21,13 @@
 // The hash and header cover the source's path, size and modification time,
 // the format, the tokenizer's fingerprint, max_length, prepend_cls and
 // skip_bad_lines. The whole file is cached whatever subset a run keeps
-// (TokenTable::keep), so runs with other data.max_*_examples share it.
+// (TokenTable::keep copies it out), so runs with other data.max_*_examples
+// share it.
 // Payload: the ids (i32[count]), zeros to a multiple of 8 bytes, then the
 // items (u64), the bad lines skipped (u64), the offsets (u64[items * texts +
 // 1]) and the labels (i32[items]). Every id, offset and label is checked
-// when a cache is mapped; its pages are then dropped from the process, which
-// reads back only those of the items it uses.
+// when a cache is mapped, and the ids' pages are dropped from the process as
+// they are checked: it reads back only those of the items it uses.
 
 namespace topkformer::data {
 
@@ -61,15 +62,13 @@ class TokenTable {
   std::int64_t texts_per_item() const { return arrays_.texts_per_item; }
   std::span<const std::int32_t> tokens(std::int64_t index, std::int64_t text = 0) const;
   std::int64_t label(std::int64_t index) const;
-  // Keeps the items at `indices` (of the current ones), in that order.
-  void keep(std::vector<std::int64_t> indices);
+  // Keeps only the items at `indices`, in that order, copied into arrays of
+  // their own: a subset of a mapped cache then holds none of its pages.
+  void keep(const std::vector<std::int64_t>& indices);
 
  private:
-  std::int64_t stored_item(std::int64_t index) const;
-
   TokenArrays arrays_;
   std::shared_ptr<const void> storage_;
-  std::vector<std::int64_t> kept_;  // the stored items in order; empty: all of them
 };
 
 // The items of a TSV file through its token cache in `cache_dir`, built when
