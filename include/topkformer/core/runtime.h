@@ -36,16 +36,17 @@ inline std::string matmul_precision_name(MatmulPrecision precision) {
 }
 
 // Note [host memory]
-// glibc's malloc serves a request of at least its mmap threshold (128 KiB at
-// start) with a mapping of its own, unmapped when freed; smaller ones come
-// from the heap, whose free pages stay with the process. Freeing a mapped
-// block raises the threshold to that block's size (up to 32 MiB), so once a
-// large tensor is freed, blocks of that size come from the heap and their
-// memory is never given back: in a 20-step IMDb run the heap held 850 MiB.
+// glibc's malloc serves a request from the heap's free chunks when one fits;
+// otherwise one of at least its mmap threshold (128 KiB at start) gets a
+// mapping of its own, unmapped when freed, and a smaller one grows the heap,
+// whose free pages stay with the process unless they are at its top.
+// Freeing a mapped block raises the threshold to that block's size (up to
+// 32 MiB), so once a large tensor is freed, blocks of that size grow the heap
+// instead: in a 20-step IMDb run the heap held 832 MiB.
 // configure_host_memory() fixes the threshold at its starting value, which
-// stops that growth; release_free_host_memory() (malloc_trim) gives back
-// the heap's free pages after the steps that free much at once: data
-// preparation and each evaluation.
+// stops that growth; release_free_host_memory() (malloc_trim) gives back the
+// heap's free pages after the steps that free much at once: data loading,
+// the vocabulary build and each evaluation.
 
 // Called once at start (main): see Note [host memory]. No effect outside glibc.
 void configure_host_memory();
