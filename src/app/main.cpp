@@ -6,6 +6,7 @@
 #include "topkformer/dist/communicator.h"
 
 int main(int argc, char** argv) {
+  topkformer::configure_host_memory();
   CLI::App app{
       "topkformer: memory-efficient Transformers (vanilla, chunked, top-k and "
       "Performer attention)"};

@@ -7,6 +7,10 @@
 
 #include <sys/resource.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <atomic>
 #include <fstream>
 #include <sstream>
@@ -53,6 +57,20 @@ void set_matmul_precision(MatmulPrecision precision) {
 
 MatmulPrecision matmul_precision() {
   return current_matmul_precision;
+}
+
+void configure_host_memory() {
+#if defined(__GLIBC__)
+  // Setting the threshold, even to its starting value, turns its growth off.
+  constexpr int mmap_threshold = 128 * 1024;
+  mallopt(M_MMAP_THRESHOLD, mmap_threshold);
+#endif
+}
+
+void release_free_host_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 std::string version() {

@@ -14,29 +14,7 @@ namespace topkformer::data {
 
 namespace {
 
-struct TsvFormat {
-  std::string_view header;  // the exact first line; empty when the file has none
-  std::size_t columns = 0;
-  std::size_t label_column = 0;
-  std::int64_t max_label = 0;  // labels are 0..max_label
-  // What is wrong with the text of column 0 ("" when nothing), for formats
-  // whose text must be checked line by line; null for free text.
-  std::string (*check_text)(std::string_view text) = nullptr;
-};
-
 using Fields = std::vector<std::string_view>;
-
-std::string read_whole_file(const std::filesystem::path& path) {
-  std::error_code error;
-  const std::uintmax_t size = std::filesystem::file_size(path, error);
-  TKF_CHECK(!error, path.string(), ": cannot read: ", error.message());
-  std::ifstream file(path, std::ios::binary);
-  TKF_CHECK(file.is_open(), path.string(), ": cannot open for reading");
-  std::string contents(size, '\0');
-  file.read(contents.data(), static_cast<std::streamsize>(size));
-  TKF_CHECK(static_cast<std::uintmax_t>(file.gcount()) == size, path.string(), ": read failed");
-  return contents;
-}
 
 Fields split_tabs(std::string_view line) {
   Fields fields;
@@ -87,19 +65,55 @@ std::string shown(std::string_view text) {
   return text.size() > limit ? result + "..." : result;
 }
 
-// Checks every data line of `path` against `format` and hands its fields and
-// label to `add`. Returns the number of bad lines skipped.
+// An expression the ListOps tokenizer cannot encode is a bad line here, where
+// its file and line are known (the tokenizer runs later, on the records).
+std::string check_listops_source(std::string_view text) {
+  const std::optional<std::string> token = ListOpsTokenizer::first_unknown_token(text);
+  return token ? "unknown ListOps token '" + shown(*token) + "'" : std::string();
+}
+
+struct Layout {
+  std::string_view header;  // the exact first line; empty when the file has none
+  std::size_t columns = 0;
+  std::size_t label_column = 0;
+  std::vector<std::size_t> text_columns;
+  std::int64_t max_label = 0;  // labels are 0..max_label
+  // What is wrong with the text of column 0 ("" when nothing), for formats
+  // whose text must be checked line by line; null for free text.
+  std::string (*check_text)(std::string_view text) = nullptr;
+};
+
+const Layout& layout(TsvFormat format) {
+  static const Layout listops{"Source\tTarget", 2, 1, {0}, 9, check_listops_source};
+  static const Layout imdb{"label\ttext", 2, 0, {1}, 1};
+  static const Layout aan{"", 5, 0, {3, 4}, 1};
+  switch (format) {
+    case TsvFormat::listops:
+      return listops;
+    case TsvFormat::imdb:
+      return imdb;
+    case TsvFormat::aan:
+      return aan;
+    case TsvFormat::count:
+      break;
+  }
+  throw Error("tsv readers: unknown format");
+}
+
+// Checks every data line of `path` against `format` and hands its fields,
+// label and line number to `add`. Returns the number of bad lines skipped.
 template <typename Add>
-std::int64_t for_each_row(const std::filesystem::path& path, const TsvFormat& format,
+std::int64_t for_each_row(const std::filesystem::path& path, const Layout& format,
                           const ReadOptions& options, Add add) {
-  const std::string contents = read_whole_file(path);
-  const std::string_view text = contents;
+  std::error_code error;
+  TKF_CHECK(std::filesystem::is_regular_file(path, error), path.string(),
+            ": cannot read: ", error ? error.message() : "not a regular file");
+  std::ifstream in(path, std::ios::binary);
+  TKF_CHECK(in.is_open(), path.string(), ": cannot open for reading");
   std::int64_t skipped = 0;
   std::int64_t line_number = 0;
-  for (std::size_t start = 0; start < text.size();) {
-    const std::size_t newline = std::min(text.find('\n', start), text.size());
-    std::string_view line = text.substr(start, newline - start);
-    start = newline + 1;
+  for (std::string text; std::getline(in, text);) {
+    std::string_view line = text;
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     const auto where = [&] { return detail::concat(path.string(), ":", line_number, ": "); };
@@ -125,69 +139,85 @@ std::int64_t for_each_row(const std::filesystem::path& path, const TsvFormat& fo
       problem = format.check_text(fields[0]);
     }
     if (problem.empty()) {
-      add(fields, *label);
+      add(fields, *label, line_number);
     } else if (options.skip_bad_lines) {
       ++skipped;
     } else {
       throw Error(where() + problem);
     }
   }
+  TKF_CHECK(!in.bad(), path.string(), ": read failed");
   return skipped;
 }
 
 // An empty dataset is an error; skipped lines are logged, so a run that
 // skips them says how many.
-template <typename Records>
-void finish_reading(const std::filesystem::path& path, const Records& result) {
-  TKF_CHECK(!result.records.empty(), path.string(), ": no records",
-            result.skipped_lines > 0
-                ? detail::concat(" (", result.skipped_lines, " bad lines skipped)")
+void finish_reading(const std::filesystem::path& path, const TsvCounts& counts) {
+  TKF_CHECK(counts.records > 0, path.string(), ": no records",
+            counts.skipped_lines > 0
+                ? detail::concat(" (", counts.skipped_lines, " bad lines skipped)")
                 : std::string());
-  if (result.skipped_lines > 0) {
+  if (counts.skipped_lines > 0) {
     spdlog::warn("{}: skipped {} bad lines (skip_bad_lines), read {} records", path.string(),
-                 result.skipped_lines, result.records.size());
+                 counts.skipped_lines, counts.records);
   }
 }
 
-TextRecords read_text_records(const std::filesystem::path& path, const TsvFormat& format,
-                              std::size_t text_column, const ReadOptions& options) {
+TextRecords read_text_records(const std::filesystem::path& path, TsvFormat format,
+                              const ReadOptions& options) {
   TextRecords result;
-  result.skipped_lines =
-      for_each_row(path, format, options, [&](const Fields& fields, std::int64_t label) {
-        result.records.push_back({std::string(fields[text_column]), label});
-      });
-  finish_reading(path, result);
+  result.skipped_lines = for_each_tsv_record(path, format, options, [&](const TsvRecord& record) {
+                           result.records.push_back({std::string(record.texts[0]), record.label});
+                         }).skipped_lines;
   return result;
-}
-
-// An expression the ListOps tokenizer cannot encode is a bad line here, where
-// its file and line are known (the tokenizer runs later, on the records).
-std::string check_listops_source(std::string_view text) {
-  const std::optional<std::string> token = ListOpsTokenizer::first_unknown_token(text);
-  return token ? "unknown ListOps token '" + shown(*token) + "'" : std::string();
 }
 
 }  // namespace
 
+std::int64_t texts_per_record(TsvFormat format) {
+  return static_cast<std::int64_t>(layout(format).text_columns.size());
+}
+
+std::int64_t max_label(TsvFormat format) {
+  return layout(format).max_label;
+}
+
+TsvCounts for_each_tsv_record(const std::filesystem::path& path, TsvFormat format,
+                              const ReadOptions& options,
+                              const std::function<void(const TsvRecord&)>& visit) {
+  const Layout& columns = layout(format);
+  std::vector<std::string_view> texts(columns.text_columns.size());
+  TsvCounts counts;
+  counts.skipped_lines = for_each_row(
+      path, columns, options, [&](const Fields& fields, std::int64_t label, std::int64_t line) {
+        for (std::size_t i = 0; i < texts.size(); ++i) texts[i] = fields[columns.text_columns[i]];
+        visit({line, texts, label});
+        ++counts.records;
+      });
+  finish_reading(path, counts);
+  return counts;
+}
+
 TextRecords read_listops_tsv(const std::filesystem::path& path, const ReadOptions& options) {
-  const TsvFormat format{"Source\tTarget", 2, 1, 9, check_listops_source};
-  return read_text_records(path, format, 0, options);
+  return read_text_records(path, TsvFormat::listops, options);
 }
 
 TextRecords read_imdb_tsv(const std::filesystem::path& path, const ReadOptions& options) {
-  const TsvFormat format{"label\ttext", 2, 0, 1};
-  return read_text_records(path, format, 1, options);
+  return read_text_records(path, TsvFormat::imdb, options);
 }
 
 TextPairRecords read_aan_tsv(const std::filesystem::path& path, const ReadOptions& options) {
-  const TsvFormat format{"", 5, 0, 1};
   TextPairRecords result;
-  result.skipped_lines =
-      for_each_row(path, format, options, [&](const Fields& fields, std::int64_t label) {
+  TsvCounts counts;
+  counts.skipped_lines = for_each_row(
+      path, layout(TsvFormat::aan), options,
+      [&](const Fields& fields, std::int64_t label, std::int64_t /*line*/) {
         result.records.push_back({std::string(fields[1]), std::string(fields[2]),
                                   std::string(fields[3]), std::string(fields[4]), label});
       });
-  finish_reading(path, result);
+  counts.records = static_cast<std::int64_t>(result.records.size());
+  finish_reading(path, counts);
+  result.skipped_lines = counts.skipped_lines;
   return result;
 }
 

@@ -117,9 +117,9 @@ std::vector<Key> build_keys() {
                   "blocks); 0: all"),
           integer("max_eval_examples", TKF_MEMBER(data.max_eval_examples), at_least(0),
                   "the same for validation and test (lm: the first N segments); 0: all"),
-          text(
-              "cache_dir", TKF_MEMBER(data.cache_dir), {.path = true},
-              "lm: folder of the token caches; empty: $TOPKFORMER_CACHE, else ~/.cache/topkformer"),
+          text("cache_dir", TKF_MEMBER(data.cache_dir), {.path = true},
+               "folder of the token caches of the splits; empty: $TOPKFORMER_CACHE, else "
+               "~/.cache/topkformer"),
       });
   add(table, "optimizer",
       {

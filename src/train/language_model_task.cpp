@@ -9,6 +9,7 @@
 
 #include "task_data.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #include "topkformer/data/lm_corpus.h"
 #include "topkformer/ops.h"
 
@@ -102,6 +103,9 @@ class LanguageModelTask final : public Task {
       }
       first = end;
     }
+    // Each batch's tensors are freed as the next one comes; the heap gives
+    // back what they left free.
+    release_free_host_memory();
     result.seconds = seconds_since(start);
     return result;
   }

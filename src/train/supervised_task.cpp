@@ -10,6 +10,7 @@
 
 #include "task_data.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #include "topkformer/ops.h"
 
 namespace topkformer::train {
@@ -25,21 +26,15 @@ data::TokenizeOptions tokenize_options(const Config& config) {
   return {config.data.max_length, config.model.pooling == models::Pooling::cls};
 }
 
-// What differs between the classifier and the dual encoder: how a split is
-// read and how a batch goes through the model.
+// What differs between the classifier and the dual encoder: the file format
+// a split is read in and how a batch goes through the model.
 struct ClassificationKind {
   using Dataset = data::ClassificationDataset;
   using Model = models::Classifier;
   using Batch = data::Batch;
 
-  static Dataset load(const Config& config, const data::Tokenizer& tokenizer,
-                      const std::filesystem::path& path, std::int64_t limit) {
-    const data::ReadOptions read_options{config.data.skip_bad_lines};
-    data::TextRecords records = config.data.task == TaskKind::listops
-                                    ? data::read_listops_tsv(path, read_options)
-                                    : data::read_imdb_tsv(path, read_options);
-    return Dataset(spread_subset(std::move(records.records), limit), tokenizer,
-                   tokenize_options(config));
+  static data::TsvFormat format(const Config& config) {
+    return config.data.task == TaskKind::listops ? data::TsvFormat::listops : data::TsvFormat::imdb;
   }
   static Tensor logits(Model& model, const data::Batch& batch) {
     return model.forward(batch.tokens, batch.lengths);
@@ -52,13 +47,7 @@ struct RetrievalKind {
   using Model = models::DualEncoder;
   using Batch = data::PairBatch;
 
-  static Dataset load(const Config& config, const data::Tokenizer& tokenizer,
-                      const std::filesystem::path& path, std::int64_t limit) {
-    data::TextPairRecords records =
-        data::read_aan_tsv(path, data::ReadOptions{config.data.skip_bad_lines});
-    return Dataset(spread_subset(std::move(records.records), limit), tokenizer,
-                   tokenize_options(config));
-  }
+  static data::TsvFormat format(const Config&) { return data::TsvFormat::aan; }
   static Tensor logits(Model& model, const data::PairBatch& batch) {
     return model.forward(batch.tokens1, batch.lengths1, batch.tokens2, batch.lengths2);
   }
@@ -66,6 +55,21 @@ struct RetrievalKind {
     return total(batch.lengths1) + total(batch.lengths2);
   }
 };
+
+// A split through its token cache, `limit` items spread through it (0: all).
+// The C library's heap gives back what tokenizing freed.
+template <typename Kind>
+typename Kind::Dataset load(const Config& config, const data::Tokenizer& tokenizer,
+                            const std::filesystem::path& path, std::int64_t limit) {
+  data::TokenTable table =
+      data::read_token_table(path, Kind::format(config), tokenizer, tokenize_options(config),
+                             data::ReadOptions{config.data.skip_bad_lines},
+                             token_cache_dir(config.data))
+          .table;
+  if (limit > 0 && limit < table.size()) table.keep(spread_indices(table.size(), limit));
+  release_free_host_memory();
+  return typename Kind::Dataset(std::move(table), tokenizer.pad_id());
+}
 
 // How many predictions match the labels.
 std::int64_t correct_predictions(const Tensor& logits, const Tensor& labels) {
@@ -150,6 +154,9 @@ class SupervisedTask final : public Task {
       result.examples += count;
       result.tokens += Kind::tokens(batch);
     }
+    // Each batch's tensors are freed as the next one comes; the heap gives
+    // back what they left free.
+    release_free_host_memory();
     result.seconds = seconds_since(start);
     return result;
   }
@@ -170,7 +177,7 @@ class SupervisedTask final : public Task {
   Training& training() {
     if (!training_) {
       const std::filesystem::path path = config_.data.train_path();
-      Dataset dataset = Kind::load(config_, *tokenizer_, path, config_.data.max_train_examples);
+      Dataset dataset = load<Kind>(config_, *tokenizer_, path, config_.data.max_train_examples);
       data::BatchSampler sampler(dataset.size(), training_sampler_options(config_));
       TKF_CHECK(sampler.batches_per_epoch() > 0, path.string(), ": ", dataset.size(),
                 " examples, fewer than train.batch_size ", config_.train.batch_size);
@@ -184,7 +191,7 @@ class SupervisedTask final : public Task {
     auto found = splits_.find(split);
     if (found == splits_.end()) {
       found = splits_
-                  .emplace(split, Kind::load(config_, *tokenizer_, config_.data.split_path(split),
+                  .emplace(split, load<Kind>(config_, *tokenizer_, config_.data.split_path(split),
                                              config_.data.max_eval_examples))
                   .first;
     }

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #include "topkformer/data/byte_tokenizer.h"
 #include "topkformer/data/listops_tokenizer.h"
 #include "topkformer/data/sentencepiece_tokenizer.h"
@@ -20,8 +21,10 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const DataConfig& data) {
       // Built from the train split when no vocabulary file is given: the
       // build is deterministic, so training and evaluation agree on the ids.
       if (data.vocab.empty()) {
-        return std::make_unique<data::WordVocabulary>(
+        auto vocabulary = std::make_unique<data::WordVocabulary>(
             data::WordVocabulary::build(data.train_path(), data.vocab_min_count));
+        release_free_host_memory();  // the count of every word, freed
+        return vocabulary;
       }
       return std::make_unique<data::WordVocabulary>(
           data::WordVocabulary::load(expand_path(data.vocab)));
@@ -55,6 +58,13 @@ data::BatcherOptions training_sampler_options(const Config& config) {
   options.seed = config.runtime.seed;
   options.drop_last = true;
   return options;
+}
+
+std::vector<std::int64_t> spread_indices(std::int64_t count, std::int64_t limit) {
+  const std::int64_t kept = limit <= 0 || limit >= count ? count : limit;
+  std::vector<std::int64_t> indices(static_cast<std::size_t>(kept));
+  for (std::int64_t i = 0; i < kept; ++i) indices[std::size_t(i)] = i * count / kept;
+  return indices;
 }
 
 std::filesystem::path token_cache_dir(const DataConfig& data) {

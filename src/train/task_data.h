@@ -20,25 +20,17 @@ std::unique_ptr<data::Tokenizer> make_tokenizer(const DataConfig& data);
 // The end-of-line id the language-model corpus appends to every line.
 std::int32_t end_of_line_id(const data::Tokenizer& tokenizer);
 
-// Where the language-model token caches go: data.cache_dir, else
-// $TOPKFORMER_CACHE, else ~/.cache/topkformer (the data folder may be read-only).
+// Where the token caches go: data.cache_dir, else $TOPKFORMER_CACHE, else
+// ~/.cache/topkformer (the data folder may be read-only).
 std::filesystem::path token_cache_dir(const DataConfig& data);
 
 // The order training batches are drawn in: shuffled by runtime.seed, and
 // only full batches, so that every update splits into equal micro-batches.
 data::BatcherOptions training_sampler_options(const Config& config);
 
-// At most `limit` items (all when limit is 0), spread evenly through `items`
-// rather than the first ones, since files are often sorted by label (IMDb
-// holds all positive reviews first).
-template <typename T>
-std::vector<T> spread_subset(std::vector<T> items, std::int64_t limit) {
-  const auto count = static_cast<std::int64_t>(items.size());
-  if (limit <= 0 || limit >= count) return items;
-  std::vector<T> kept;
-  kept.reserve(static_cast<std::size_t>(limit));
-  for (std::int64_t i = 0; i < limit; ++i) kept.push_back(std::move(items[i * count / limit]));
-  return kept;
-}
+// The indices of at most `limit` of `count` items (all when limit is 0),
+// spread evenly rather than the first ones, since files are often sorted by
+// label (IMDb holds all positive reviews first).
+std::vector<std::int64_t> spread_indices(std::int64_t count, std::int64_t limit);
 
 }  // namespace topkformer::train

@@ -5,6 +5,8 @@ tool=$1
 source_dir=$2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Token caches in the scratch folder, not in the user's ~/.cache/topkformer.
+export TOPKFORMER_CACHE=$work/cache
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # A tiny ListOps dataset in $work/data, and the config that reads it: $config

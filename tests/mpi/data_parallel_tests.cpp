@@ -107,7 +107,8 @@ class SharedFolderTest : public ::testing::Test {
   train::Config config(int steps) const {
     return train::load_config(
         data::project_root() / "configs" / "tests" / "listops_tiny.yaml",
-        {"data.dir=" + (directory_ / "listops").string(), "runtime.threads=1",
+        {"data.dir=" + (directory_ / "listops").string(),
+         "data.cache_dir=" + (directory_ / "cache").string(), "runtime.threads=1",
          "model.dropout=0", "attention.dropout=0", "train.steps=" + std::to_string(steps),
          "train.accumulation=2", "train.eval_every=2", "train.save_every=2"});
   }

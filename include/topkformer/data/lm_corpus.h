@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -27,11 +28,10 @@ class TokenCache {
   // the cache file when a current cache holds an id outside the vocabulary.
   TokenCache(const std::filesystem::path& source, const Tokenizer& tokenizer, std::int32_t eos_id,
              const std::filesystem::path& cache_dir);
-  TokenCache(TokenCache&& other) noexcept;
-  TokenCache& operator=(TokenCache&& other) noexcept;
+  TokenCache(TokenCache&&) noexcept = default;
+  TokenCache& operator=(TokenCache&&) noexcept = default;
   TokenCache(const TokenCache&) = delete;
   TokenCache& operator=(const TokenCache&) = delete;
-  ~TokenCache();
 
   std::size_t size() const { return ids_.size(); }
   std::uint32_t operator[](std::size_t index) const { return ids_[index]; }
@@ -43,14 +43,8 @@ class TokenCache {
   bool built() const { return built_; }
 
  private:
-  // Maps path_ when it is a complete cache whose header is `header`; throws
-  // naming the file when such a cache holds an id outside [0, vocab_size).
-  bool map_if_current(const std::string& header, std::int64_t vocab_size);
-  void unmap() noexcept;
-
   std::filesystem::path path_;
-  void* mapping_ = nullptr;
-  std::size_t mapping_bytes_ = 0;
+  std::shared_ptr<const void> mapping_;  // keeps ids_ mapped
   std::span<const std::uint32_t> ids_;
   bool built_ = false;
 };

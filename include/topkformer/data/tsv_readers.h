@@ -1,12 +1,17 @@
-// Readers of the tab-separated files of the LRA text tasks. They return raw
-// records (text and integer label); tokenization is separate (dataset.h).
-// See Note [TSV lines].
+// Readers of the tab-separated files of the LRA text tasks: line by line to a
+// callback, or as records (text and integer label); tokenization is separate
+// (dataset.h). See Note [TSV lines].
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "topkformer/core/names.h"
 
 // Note [TSV lines]
 // Fields are split on tabs only: no quoting, as LRA reads them. Lines may end
@@ -43,6 +48,34 @@ struct TextPairRecords {
   std::vector<TextPairRecord> records;
   std::int64_t skipped_lines = 0;
 };
+
+// The file formats below; the name is the one token caches record (dataset.h).
+enum class TsvFormat { listops, imdb, aan, count };
+inline constexpr auto tsv_format_names =
+    std::to_array<std::string_view>({"listops", "imdb", "aan"});
+static_assert(names_match<TsvFormat>(tsv_format_names));
+// The texts of a record (AAN: 2, else 1) and the largest label (ListOps: 9, else 1).
+std::int64_t texts_per_record(TsvFormat format);
+std::int64_t max_label(TsvFormat format);
+
+// A good line: its texts and label, viewing the line being read.
+struct TsvRecord {
+  std::int64_t line = 0;
+  std::span<const std::string_view> texts;
+  std::int64_t label = 0;
+};
+
+struct TsvCounts {
+  std::int64_t records = 0;
+  std::int64_t skipped_lines = 0;  // bad lines passed over (skip_bad_lines)
+};
+
+// Reads `path` a line at a time (the file is never held whole) and calls
+// `visit` with every good line's record, in file order. Lines are checked,
+// and the errors are, as for the readers below.
+TsvCounts for_each_tsv_record(const std::filesystem::path& path, TsvFormat format,
+                              const ReadOptions& options,
+                              const std::function<void(const TsvRecord&)>& visit);
 
 // LRA ListOps: header `Source<TAB>Target`, then expression and label 0..9.
 TextRecords read_listops_tsv(const std::filesystem::path& path, const ReadOptions& options = {});
