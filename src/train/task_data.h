@@ -41,4 +41,9 @@ std::vector<T> spread_subset(std::vector<T> items, std::int64_t limit) {
   return kept;
 }
 
+// The memory planner's synthetic token ids (Task::draw_synthetic_batch): i64
+// [rows, length], cycling through the vocabulary. Memory does not depend on
+// the values, so they are fixed rather than drawn (no generator is touched).
+Tensor synthetic_ids(std::int64_t rows, std::int64_t length, std::int64_t vocab_size);
+
 }  // namespace topkformer::train
