@@ -23,15 +23,16 @@
 // shorter data peaks lower). The dry run leaves out the optimizer's update:
 // the fused update works in place and allocates nothing, and without it the
 // trainer's own model can be measured before its first step, weights
-// untouched, instead of a second copy of the model. The budget search cannot
-// afford a dry run per candidate length, so it measures a few short lengths
-// per variant and extrapolates by how the variant grows with the length at a
-// fixed batch (vanilla holds L x L scores; chunked attention one chunk's
-// chunk_size x L; top-k k per query; Performer num_features per token) and
-// linearly in the batch.
+// untouched, instead of a second copy of the model and its data. The budget
+// search cannot afford a dry run per candidate length, so it measures a few
+// short lengths per variant and extrapolates the live bytes, which are sums
+// of tensor sizes, by how the variant grows with the length at a fixed batch
+// (vanilla holds L x L scores; chunked attention one chunk's chunk_size x L;
+// top-k k per query; Performer num_features per token) and linearly in the
+// batch. Reserved bytes jump with the allocator's blocks and cache, so they
+// are the fitted live bytes times the ratio measured at the longest run.
 
 namespace topkformer::train {
-namespace {}  // namespace
 
 void to_json(nlohmann::json& json, const MemoryPeaks& peaks) {
   json = {{"peak_bytes", peaks.live},
@@ -139,8 +140,8 @@ struct Growth {
 
 using Points = std::vector<std::pair<double, double>>;  // (x, bytes), x increasing
 
-// The line through the last two points, not falling (memory does not shrink
-// as the length or batch grows; a fall is the allocator's rounding).
+// The line through the last two points, not falling: memory does not shrink
+// as the length or batch grows.
 Growth fit_line(const Points& points) {
   const auto& [x0, y0] = points[points.size() - 2];
   const auto& [x1, y1] = points.back();
@@ -162,6 +163,25 @@ Growth fit_growth(const Points& points, int degree) {
   if (b >= 0.0) return {x2, y2, b, c};
   // No linear term: c x^2 through the last two points.
   return {x2, y2, 0.0, std::max(0.0, (y2 - y1) / (x2 * x2 - x1 * x1))};
+}
+
+using Measured = std::vector<std::pair<double, MemoryPeaks>>;  // (x, a phase's peaks), x increasing
+
+// A phase's reserved bytes as a function of x: its live bytes, which grow
+// exactly as its tensors do, fitted, times the allocator's reserved/live
+// ratio at the largest x measured (the reserved bytes themselves jump with
+// the allocator's block sizes and cache).
+struct ReservedGrowth {
+  Growth live;
+  double ratio = 1.0;
+  double at(double x) const { return live.at(x) * ratio; }
+};
+
+ReservedGrowth fit_reserved(const Measured& measured, int degree) {
+  Points live;
+  for (const auto& [x, peaks] : measured) live.emplace_back(x, double(peaks.live));
+  const MemoryPeaks& top = measured.back().second;
+  return {fit_growth(live, degree), top.live > 0 ? double(top.reserved) / double(top.live) : 1.0};
 }
 
 // The largest x in [1, cap] with predicted(x) <= budget, for a predicted that
@@ -202,13 +222,16 @@ LengthGrowth length_growth(const attention::AttentionConfig& attention) {
   throw Error("length_growth: unknown attention kind");
 }
 
-// degree + 1 lengths at which the growth holds, halving down from the
-// config's length (or from where the growth starts, when that is longer).
+// degree + 1 lengths at which the growth holds: halving down from the
+// config's length; for a linear growth that starts above half of it, from
+// where it starts, half the config's length apart (the dry runs stay short).
 std::vector<std::int64_t> probe_lengths(std::int64_t length, LengthGrowth growth) {
-  const std::int64_t top = std::max(length, growth.from << growth.degree);
-  std::vector<std::int64_t> lengths;
-  for (int shift = growth.degree; shift >= 0; --shift) lengths.push_back(top >> shift);
-  return lengths;
+  if (growth.degree == 2) {
+    const std::int64_t top = std::max(length, growth.from << 2);
+    return {top >> 2, top >> 1, top};
+  }
+  const std::int64_t low = std::max(growth.from, length / 2);
+  return {low, std::max(length, low + std::max<std::int64_t>(length / 2, 1))};
 }
 
 // Dry runs of one variant, one step each, by (length, micro-batch examples).
@@ -231,7 +254,8 @@ class VariantProbes {
         config.model.max_length = std::max(config.model.max_length, length);
       }
       config.train.batch_size = micro_batch * config.train.accumulation;
-      found = plans_.emplace(key, plan_memory(config, {1, 1, false})).first;
+      found = plans_.emplace(key, plan_memory(config, {.steps = 1, .ranks = 1, .load_data = false}))
+                  .first;
     }
     return found->second;
   }
@@ -246,9 +270,10 @@ class VariantProbes {
 std::string BudgetPlan::method() const {
   return fmt::format(
       "extrapolated from dry runs of 1 training step and 1 evaluation batch per variant at a few "
-      "lengths, by each variant's growth in the length (vanilla quadratic; chunked, topk and "
-      "performer linear once the length passes chunk_size, k and chunk_size, or at once) and "
-      "linearly in the batch; the budget holds the peak {}",
+      "lengths: live bytes by each variant's growth in the length (vanilla quadratic; chunked, "
+      "topk and performer linear once the length passes chunk_size, k and chunk_size, or at "
+      "once) and linearly in the batch, times the reserved/live ratio of the longest dry run; "
+      "the budget holds the peak {}",
       resident ? "resident memory, whose part beyond the allocator's (binary, libraries, data) is "
                  "taken as measured at the config's shapes"
                : "reserved bytes");
@@ -274,25 +299,25 @@ BudgetPlan plan_budget(const Config& config, const MemoryPlan& plan, std::int64_
     const LengthGrowth growth = length_growth(variant.model.transformer.attention);
     fit.length_degree = growth.degree;
     fit.probe_lengths = probe_lengths(length, growth);
-    Points train_points, eval_points;
+    Measured train_points, eval_points;
     for (const std::int64_t probe : fit.probe_lengths) {
       const MemoryPlan& measured_at = probes.at(probe, micro_batch);
-      train_points.emplace_back(double(probe), double(measured_at.train.reserved));
-      eval_points.emplace_back(double(probe), double(measured_at.eval.reserved));
+      train_points.emplace_back(double(probe), measured_at.train);
+      eval_points.emplace_back(double(probe), measured_at.eval);
     }
-    const Growth train = fit_growth(train_points, growth.degree);
-    const Growth eval = fit_growth(eval_points, growth.degree);
+    const ReservedGrowth train = fit_reserved(train_points, growth.degree);
+    const ReservedGrowth eval = fit_reserved(eval_points, growth.degree);
     std::tie(fit.longest_length, fit.length_capped) = largest_fitting(
         [&](double x) { return beyond_allocator + std::max(train.at(x), eval.at(x)); },
         double(budget), max_planned_length);
 
     // In the batch: the config's micro-batch and a smaller (or, at 1, a larger) one.
     const std::int64_t other = micro_batch > 1 ? 1 : 2;
-    const MemoryPlan& small = probes.at(length, std::min(micro_batch, other));
-    const MemoryPlan& large = probes.at(length, std::max(micro_batch, other));
-    const Growth batch_train =
-        fit_line({{double(std::min(micro_batch, other)), double(small.train.reserved)},
-                  {double(std::max(micro_batch, other)), double(large.train.reserved)}});
+    const std::int64_t smaller = std::min(micro_batch, other),
+                       larger = std::max(micro_batch, other);
+    const MemoryPlan& large = probes.at(length, larger);
+    const ReservedGrowth batch_train = fit_reserved(
+        {{double(smaller), probes.at(length, smaller).train}, {double(larger), large.train}}, 1);
     const double eval_reserved = double(large.eval.reserved);  // eval.batch_size: no change
     const auto [micro_batches, capped] = largest_fitting(
         [&](double x) { return beyond_allocator + std::max(batch_train.at(x), eval_reserved); },

@@ -234,7 +234,8 @@ class Trainer {
   void log_memory_plan() {
     MemoryPlan plan;
     try {
-      plan = measure_memory(*task_, config_, {2, shard_.count, true});
+      plan =
+          measure_memory(*task_, config_, {.steps = 2, .ranks = shard_.count, .load_data = true});
     } catch (const std::exception& error) {
       throw Error(fmt::format(
           "memory plan: the dry run on synthetic data of the config's longest shapes failed ({}); "
