@@ -28,6 +28,16 @@ struct PlanCommandOptions {
   bool json = false;
 };
 
+// The value `parse` reads from an option, its errors naming the option.
+template <typename Parse>
+auto parse_option(const char* option, const Parse& parse) {
+  try {
+    return parse();
+  } catch (const Error& error) {
+    throw Error(std::string("plan: ") + option + ": " + error.what());
+  }
+}
+
 std::string capped_text(std::int64_t value, bool capped) {
   if (value == 0) return "none";
   return (capped ? ">= " : "") + std::to_string(value);
@@ -89,15 +99,14 @@ void run(const PlanCommandOptions& options) {
   // Logs (data loading) go to stderr: stdout is the plan, JSON with --json.
   spdlog::set_default_logger(spdlog::stderr_color_mt("plan"));
   train::Config config = options.config.load();
-  if (!options.device.empty()) config.runtime.device = Device::parse(options.device).str();
-  std::int64_t budget = 0;
-  if (!options.memory_budget.empty()) {
-    try {
-      budget = parse_bytes(options.memory_budget);
-    } catch (const Error& error) {
-      throw Error(std::string("plan: --memory-budget: ") + error.what());
-    }
+  if (!options.device.empty()) {
+    config.runtime.device =
+        parse_option("--device", [&] { return Device::parse(options.device).str(); });
   }
+  const std::int64_t budget =
+      options.memory_budget.empty()
+          ? 0
+          : parse_option("--memory-budget", [&] { return parse_bytes(options.memory_budget); });
   const train::MemoryPlan plan = train::plan_memory(config);
   nlohmann::json result = {
       {"config", options.config.file},

@@ -5,7 +5,7 @@
 #     with the method that obtained them;
 #   - `--memory-budget` adds the longest length and largest batch of every
 #     attention variant `config --list-choices` names, in JSON and as a table;
-#   - a bad size and an unknown key are errors that name them;
+#   - a bad size, an unknown device and an unknown key are errors that name them;
 #   - `train` logs the plan before its first step; `train --no-plan` does not.
 # Usage: test_plan_cli.sh TOPKFORMER_BINARY SOURCE_DIR
 source "$(dirname "$0")/fixture.sh"
@@ -46,6 +46,10 @@ if "$tool" plan --config "$config" "${sets[@]}" --memory-budget lots 2>"$work/er
   fail "plan accepted --memory-budget lots"
 fi
 grep -q -- "--memory-budget.*'lots'" "$work/error" || fail "the error does not name the option: $(cat "$work/error")"
+if "$tool" plan --config "$config" "${sets[@]}" --device tpu 2>"$work/error"; then
+  fail "plan accepted --device tpu"
+fi
+grep -q -- "--device.*'tpu'" "$work/error" || fail "the error does not name the option: $(cat "$work/error")"
 if "$tool" plan --config "$config" "${sets[@]}" --set model.nope=1 2>"$work/error"; then
   fail "plan accepted model.nope"
 fi
