@@ -54,9 +54,9 @@ struct DryRunOptions {
 
 // Measures what `task` (built by make_task, in training mode, with its
 // optimizer built: the optimizer's state is part of a step's memory) holds in
-// `options.steps` training steps on synthetic batches of config's longest
-// shapes and in one evaluation batch of eval.batch_size, on
-// runtime.device's allocator and the process's resident set. The model's
+// `options.steps` training steps on synthetic batches of the config's longest
+// shapes and in one evaluation batch of eval.batch_size, on runtime.device's
+// allocator and in the process's resident set. The model's
 // weights, buffers and the dropout stream are left as they were; the
 // allocator's cache is emptied and the peaks (allocator and resident) reset
 // afterwards, so that a run's figures are its own.
@@ -77,7 +77,8 @@ struct VariantBudget {
   std::int64_t longest_length = 0;
   bool length_capped = false;
   // The largest train.batch_size (a multiple of train.accumulation) at the
-  // config's data.max_length that fits (0: none), capped at max_planned_batch.
+  // config's data.max_length that fits (0: none); capped: at max_planned_batch
+  // examples per micro-batch.
   std::int64_t largest_batch = 0;
   bool batch_capped = false;
 };
