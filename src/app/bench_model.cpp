@@ -4,10 +4,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <new>
-#include <sstream>
 
 #include "app/bench_report.h"
 #include "app/commands.h"
@@ -53,20 +51,6 @@ const char* fit_name(Fit fit) {
       return "not run";
   }
   return "?";
-}
-
-// MemAvailable of /proc/meminfo in bytes, or -1 where unknown.
-std::int64_t available_memory() {
-  std::ifstream meminfo("/proc/meminfo");
-  std::string line;
-  while (std::getline(meminfo, line)) {
-    if (line.rfind("MemAvailable:", 0) != 0) continue;
-    std::istringstream fields(line.substr(13));
-    std::int64_t kib = -1;
-    fields >> kib;
-    return kib < 0 ? -1 : kib * 1024;
-  }
-  return -1;
 }
 
 // Failed allocations: std::bad_alloc, or the allocators' Error.
@@ -191,7 +175,7 @@ void run_model_bench(const ModelBenchOptions& options) {
         // the run from the previous one; past what the machine has left it
         // would not end in "does not fit" but in the kernel's OOM killer.
         // On a GPU running out is an allocation error, caught below.
-        const std::int64_t available = device.is_cpu() ? available_memory() : -1;
+        const std::int64_t available = device.is_cpu() ? available_memory_bytes() : -1;
         if (previous_length > 0 && available >= 0) {
           const double ratio = double(length) / double(previous_length);
           const double predicted =

@@ -93,14 +93,6 @@ Workload make_workload(const train::Config& config, std::int64_t vocab_size) {
   return workload;
 }
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const train::OptimizerConfig& config,
-                                                 nn::NamedTensors parameters) {
-  if (config.kind == train::OptimizerKind::sgd) {
-    return std::make_unique<optim::Sgd>(std::move(parameters), config.sgd());
-  }
-  return std::make_unique<optim::AdamW>(std::move(parameters), config.adamw());
-}
-
 void run_train_bench(const TrainBenchOptions& options) {
   const train::Config config = options.config.load();
   const Device device = train::prepare_device(config);
@@ -111,7 +103,7 @@ void run_train_bench(const TrainBenchOptions& options) {
   model.to(device);
   model.train(true);
   const std::unique_ptr<optim::Optimizer> optimizer =
-      make_optimizer(config.optimizer, model.named_parameters());
+      config.optimizer.make(model.named_parameters());
   const std::vector<Tensor> parameters = model.parameters();
   std::int64_t parameter_count = 0;
   for (const Tensor& parameter : parameters) parameter_count += parameter.numel();

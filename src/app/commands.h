@@ -11,6 +11,7 @@ void add_data_command(CLI::App& app);   // the `data` group: dataset preparation
 void add_config_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_plan_command(CLI::App& app);
 
 void add_bench_matmul_command(CLI::App& bench);
 void add_bench_attention_command(CLI::App& bench);

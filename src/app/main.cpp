@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
 
   topkformer::app::add_train_command(app);
   topkformer::app::add_eval_command(app);
+  topkformer::app::add_plan_command(app);
   topkformer::app::add_config_command(app);
   topkformer::app::add_info_command(app);
   topkformer::app::add_bench_command(app);

@@ -37,6 +37,7 @@ struct TrainCommandOptions {
   ConfigOptions config;
   std::string run_dir;
   std::string resume;
+  bool no_plan = false;
 };
 
 void run(const TrainCommandOptions& options) {
@@ -47,6 +48,7 @@ void run(const TrainCommandOptions& options) {
           ? std::filesystem::path("runs") / std::filesystem::path(options.config.file).stem()
           : std::filesystem::path(options.run_dir);
   train_options.resume = options.resume;
+  train_options.memory_plan = !options.no_plan;
   train_options.stop_requested = &stop_requested;
   const auto communicator = dist::make_communicator(
       dist::choose_backend(config.runtime.distributed, config.runtime.device),
@@ -86,6 +88,9 @@ void add_train_command(CLI::App& app) {
   command->add_option("--resume", options->resume,
                       "auto: continue from the newest valid checkpoint of the run directory "
                       "(or start); or a checkpoint folder");
+  command->add_flag("--no-plan", options->no_plan,
+                    "Skip the memory plan before the first step (a dry run of two steps on "
+                    "synthetic data: see `topkformer plan`)");
   command->callback([options] { run(*options); });
 }
 

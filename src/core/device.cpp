@@ -7,6 +7,7 @@
 
 #include "build_config.h"
 #include "topkformer/core/error.h"
+#include "topkformer/core/runtime.h"
 #if TOPKFORMER_WITH_CUDA
 #include "cuda/device.h"
 #endif
@@ -72,6 +73,15 @@ std::int64_t device_memory_bytes(Device device) {
   }
 #if TOPKFORMER_WITH_CUDA
   return cuda::total_memory(device.index);
+#else
+  return -1;
+#endif
+}
+
+std::int64_t device_free_bytes(Device device) {
+  if (device.is_cpu()) return available_memory_bytes();
+#if TOPKFORMER_WITH_CUDA
+  return cuda::free_memory(device.index);
 #else
   return -1;
 #endif

@@ -93,18 +93,22 @@ std::string build_info() {
 }
 
 namespace {
-// VmHWM of /proc/self/status in bytes, or -1 where there is none.
-std::int64_t read_vm_hwm() {
-  std::ifstream status("/proc/self/status");
+// The "Name:   N kB" field `name` of a /proc file in bytes, or -1 where there is none.
+std::int64_t read_kib_field(const char* file, const std::string& name) {
+  std::ifstream status(file);
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) != 0) continue;
-    std::istringstream fields(line.substr(6));
+    if (line.rfind(name + ":", 0) != 0) continue;
+    std::istringstream fields(line.substr(name.size() + 1));
     std::int64_t kib = -1;
     fields >> kib;
     return kib < 0 ? -1 : kib * 1024;
   }
   return -1;
+}
+
+std::int64_t read_vm_hwm() {
+  return read_kib_field("/proc/self/status", "VmHWM");
 }
 
 // Resets VmHWM to the current resident size; false where the kernel refuses.
@@ -135,6 +139,14 @@ std::int64_t resident_peak() {
 
 void reset_resident_peak() {
   if (resident_peak_is_resettable()) reset_vm_hwm();
+}
+
+std::int64_t resident_bytes() {
+  return read_kib_field("/proc/self/status", "VmRSS");
+}
+
+std::int64_t available_memory_bytes() {
+  return read_kib_field("/proc/meminfo", "MemAvailable");
 }
 
 }  // namespace topkformer

@@ -99,6 +99,14 @@ std::int64_t total_memory(int index) {
   return static_cast<std::int64_t>(properties.totalGlobalMem);
 }
 
+std::int64_t free_memory(int index) {
+  check_device(index);
+  const DeviceGuard guard(index);
+  std::size_t free_bytes = 0, total_bytes = 0;
+  TKF_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return static_cast<std::int64_t>(free_bytes);
+}
+
 cudaStream_t stream(int index) {
   check_device(index);
   std::atomic<cudaStream_t>& slot = streams().slots[index];

@@ -30,6 +30,8 @@ void check_device(int index);
 
 // The device's global memory in bytes (after check_device).
 std::int64_t total_memory(int index);
+// The device's free memory in bytes now (cudaMemGetInfo; after check_device).
+std::int64_t free_memory(int index);
 
 // The device's stream (created on first use, never destroyed).
 cudaStream_t stream(int index);

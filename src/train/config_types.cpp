@@ -1,5 +1,5 @@
-// The config's small helpers: path expansion and the conversions to the
-// options the optimizers and schedules take.
+// The config's small helpers: path expansion, the conversions to the options
+// the optimizers and schedules take, and the optimizer a config describes.
 #include "topkformer/data/data_root.h"
 #include "topkformer/train/config.h"
 
@@ -44,6 +44,11 @@ optim::SgdOptions OptimizerConfig::sgd() const {
   options.weight_decay = weight_decay;
   options.no_decay = no_decay;
   return options;
+}
+
+std::unique_ptr<optim::Optimizer> OptimizerConfig::make(nn::NamedTensors parameters) const {
+  if (kind == OptimizerKind::sgd) return std::make_unique<optim::Sgd>(std::move(parameters), sgd());
+  return std::make_unique<optim::AdamW>(std::move(parameters), adamw());
 }
 
 optim::ScheduleOptions Config::schedule_options() const {

@@ -66,6 +66,21 @@ class LanguageModelTask final : public Task {
     return ops::cross_entropy(model_->forward(batch.inputs), batch.targets, -100, label_smoothing);
   }
 
+  // Training blocks of data.max_length tokens, evaluation segments of eval.segment_length.
+  BatchCounts draw_synthetic_batch(std::int64_t parts, std::int64_t examples,
+                                   TaskUse use) override {
+    const std::int64_t length =
+        use == TaskUse::training ? config_.data.max_length : config_.eval.segment_length;
+    const Tensor ids = synthetic_ids(examples, length, tokenizer_->vocab_size());
+    micro_batches_.assign(std::size_t(parts), LmBatch{ids, ids});
+    return {parts * examples, parts * examples * length};
+  }
+
+  void load_data(EvalSplit split) override {
+    training();
+    split_cache(split);
+  }
+
   // Perplexity as the paper measures it: the split cut into non-overlapping
   // segments of eval.segment_length, each read from its start, every token
   // after the first predicted once.

@@ -40,6 +40,9 @@ struct ClassificationKind {
     return model.forward(batch.tokens, batch.lengths);
   }
   static std::int64_t tokens(const data::Batch& batch) { return total(batch.lengths); }
+  static Batch synthetic(const Tensor& tokens, const Tensor& lengths, const Tensor& labels) {
+    return {tokens, lengths, labels};
+  }
 };
 
 struct RetrievalKind {
@@ -53,6 +56,10 @@ struct RetrievalKind {
   }
   static std::int64_t tokens(const data::PairBatch& batch) {
     return total(batch.lengths1) + total(batch.lengths2);
+  }
+  // Both texts of a pair at the longest length.
+  static Batch synthetic(const Tensor& tokens, const Tensor& lengths, const Tensor& labels) {
+    return {tokens, lengths, tokens, lengths, labels};
   }
 };
 
@@ -123,6 +130,21 @@ class SupervisedTask final : public Task {
   Tensor micro_batch_loss(std::int64_t part, double label_smoothing) override {
     const auto& batch = micro_batches_.at(std::size_t(part));
     return ops::cross_entropy(Kind::logits(*model_, batch), batch.labels, -100, label_smoothing);
+  }
+
+  // Texts are cut to data.max_length tokens, for training and evaluation alike.
+  BatchCounts draw_synthetic_batch(std::int64_t parts, std::int64_t examples, TaskUse) override {
+    const std::int64_t length = config_.data.max_length;
+    const auto batch = Kind::synthetic(synthetic_ids(examples, length, tokenizer_->vocab_size()),
+                                       Tensor::full({examples}, double(length), DType::i64),
+                                       Tensor::zeros({examples}, DType::i64));
+    micro_batches_.assign(std::size_t(parts), batch);
+    return {parts * examples, parts * Kind::tokens(batch)};
+  }
+
+  void load_data(EvalSplit split) override {
+    training();
+    split_dataset(split);
   }
 
   EvalResult evaluate(EvalSplit split, std::int64_t batch_size, std::int64_t max_batches,

@@ -7,8 +7,10 @@
 #include "language_model_task.h"
 #include "supervised_task.h"
 #include "task_data.h"
+#include "topkformer/autograd/tape.h"
 #include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
+#include "topkformer/ops.h"
 
 namespace topkformer::train {
 
@@ -37,6 +39,17 @@ std::vector<std::int64_t> Shard::slice(std::span<const std::int64_t> items) cons
   const std::size_t size = items.size() / std::size_t(count);
   const auto first = items.begin() + std::ptrdiff_t(std::size_t(index) * size);
   return {first, first + std::ptrdiff_t(size)};
+}
+
+double Task::accumulate_gradients(std::int64_t parts, double label_smoothing) {
+  double loss = 0.0;
+  for (std::int64_t part = 0; part < parts; ++part) {
+    Tensor micro_loss = micro_batch_loss(part, label_smoothing);
+    if (parts > 1) micro_loss = ops::scale(micro_loss, 1.0 / double(parts));
+    loss += micro_loss.item();
+    autograd::backward(micro_loss);
+  }
+  return loss;
 }
 
 double Task::epochs() {

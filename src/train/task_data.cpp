@@ -78,4 +78,10 @@ std::filesystem::path token_cache_dir(const DataConfig& data) {
   return std::filesystem::temp_directory_path() / "topkformer-cache";
 }
 
+Tensor synthetic_ids(std::int64_t rows, std::int64_t length, std::int64_t vocab_size) {
+  std::vector<std::int64_t> ids(std::size_t(rows * length));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = std::int64_t(i) % vocab_size;
+  return Tensor::from_vector<std::int64_t>({rows, length}, ids);
+}
+
 }  // namespace topkformer::train

@@ -33,4 +33,9 @@ data::BatcherOptions training_sampler_options(const Config& config);
 // label (IMDb holds all positive reviews first).
 std::vector<std::int64_t> spread_indices(std::int64_t count, std::int64_t limit);
 
+// The memory planner's synthetic token ids (Task::draw_synthetic_batch): i64
+// [rows, length], cycling through the vocabulary. Memory does not depend on
+// the values, so they are fixed rather than drawn (no generator is touched).
+Tensor synthetic_ids(std::int64_t rows, std::int64_t length, std::int64_t vocab_size);
+
 }  // namespace topkformer::train

@@ -8,28 +8,19 @@
 
 #include "replicas.h"
 #include "run_log.h"
-#include "topkformer/autograd/tape.h"
 #include "topkformer/core/allocator.h"
 #include "topkformer/core/device_timer.h"
 #include "topkformer/core/error.h"
 #include "topkformer/core/runtime.h"
 #include "topkformer/dist/gradient_reducer.h"
-#include "topkformer/ops.h"
 #include "topkformer/train/checkpoint.h"
+#include "topkformer/train/memory_plan.h"
 #include "topkformer/train/safetensors.h"
 
 namespace topkformer::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::unique_ptr<optim::Optimizer> make_optimizer(const OptimizerConfig& config,
-                                                 nn::NamedTensors parameters) {
-  if (config.kind == OptimizerKind::sgd) {
-    return std::make_unique<optim::Sgd>(std::move(parameters), config.sgd());
-  }
-  return std::make_unique<optim::AdamW>(std::move(parameters), config.adamw());
-}
 
 nn::NamedTensors model_tensors(const nn::Module& model) {
   nn::NamedTensors tensors = model.named_parameters();
@@ -107,7 +98,7 @@ class Trainer {
     task_->set_stop_flag(options.stop_requested);
     model_ = &task_->model();
     model_->train(true);
-    optimizer_ = make_optimizer(config.optimizer, model_->named_parameters());
+    optimizer_ = config.optimizer.make(model_->named_parameters());
     reducer_ = std::make_unique<dist::GradientReducer>(communicator_, model_->parameters());
     metric_ = config.train.best_metric.value_or(task_->default_metric());
     std::int64_t parameter_count = 0;
@@ -149,6 +140,7 @@ class Trainer {
       detail::write_file_atomically(options_.run_dir / "config.yaml", config_yaml_);
     }
     try {
+      if (options_.memory_plan) log_memory_plan();
       train_steps(summary);
     } catch (const LogWriteError& error) {
       throw Error(topkformer::detail::concat(error.what(), "; stopping at step ", state_.step, ": ",
@@ -167,7 +159,7 @@ class Trainer {
     const Clock::time_point session_start = Clock::now();
     Interval interval;
     std::int64_t bad_in_row = 0;
-    allocator_for(Device::cpu()).reset_peak();
+    allocator_for(Device::parse(config_.runtime.device)).reset_peak();
 
     while (state_.step < steps) {
       // Every rank must stop (and save) at the same step, whichever received
@@ -236,6 +228,51 @@ class Trainer {
     }
   }
 
+  // The memory plan (train/memory_plan.h): a dry run of this run's model on
+  // synthetic batches of its longest shapes, logged before the first step,
+  // with a warning on each rank whose process is predicted not to fit.
+  void log_memory_plan() {
+    MemoryPlan plan;
+    try {
+      plan =
+          measure_memory(*task_, config_, {.steps = 2, .ranks = shard_.count, .load_data = true});
+    } catch (const std::exception& error) {
+      throw Error(fmt::format(
+          "memory plan: the dry run on synthetic data of the config's longest shapes failed ({}); "
+          "`train --no-plan` skips it",
+          error.what()));
+    }
+    const MemoryPeaks peaks = plan.run();
+    spdlog::info("plan: {:.1f} MiB live, {:.1f} MiB reserved, {:.0f} MiB resident ({})",
+                 double(peaks.live) / (1 << 20), double(peaks.reserved) / (1 << 20),
+                 double(peaks.resident) / (1 << 20), plan.method());
+    log_.metrics({{"type", "plan"},
+                  {"step", state_.step},
+                  {"train", plan.train},
+                  {"eval", plan.eval},
+                  {"method", plan.method()}});
+    warn_unless_it_fits("resident memory", peaks.resident, resident_bytes(), Device::cpu());
+    if (plan.device.is_cuda()) {
+      warn_unless_it_fits("reserved bytes", peaks.reserved,
+                          allocator_for(plan.device).reserved_bytes(), plan.device);
+    }
+  }
+
+  // Warns when a predicted peak exceeds what `device` has free now plus what
+  // this process holds there already.
+  static void warn_unless_it_fits(const char* figure, std::int64_t peak, std::int64_t held,
+                                  Device device) {
+    const std::int64_t free = device_free_bytes(device);
+    if (peak < 0 || held < 0 || free < 0 || peak <= free + held) return;
+    spdlog::warn(
+        "plan: this run is predicted to peak at {:.0f} MiB of {}, more than {} can give it "
+        "({:.0f} MiB free and {:.0f} MiB held already); lower train.batch_size (raising "
+        "train.accumulation keeps the update) or data.max_length, or pick a variant that fits: "
+        "`topkformer plan --memory-budget SIZE`",
+        double(peak) / (1 << 20), figure, device.is_cpu() ? "this machine" : device.str(),
+        double(free) / (1 << 20), double(held) / (1 << 20));
+  }
+
   // After a log write failed on rank 0 (the other ranks wait in a collective
   // and end with the job): saves this step if it is not saved yet, and says
   // what it did.
@@ -295,13 +332,7 @@ class Trainer {
   StepResult forward_backward() {
     const std::int64_t parts = config_.train.accumulation;
     const BatchCounts counts = task_->draw_batch(parts, shard_);
-    double loss = 0.0;
-    for (std::int64_t part = 0; part < parts; ++part) {
-      Tensor micro_loss = task_->micro_batch_loss(part, config_.train.label_smoothing);
-      if (parts > 1) micro_loss = ops::scale(micro_loss, 1.0 / double(parts));
-      loss += micro_loss.item();
-      autograd::backward(micro_loss);
-    }
+    const double loss = task_->accumulate_gradients(parts, config_.train.label_smoothing);
     reducer_->average();
     const std::vector<double> totals =
         sum_over_ranks(communicator_, {loss, double(counts.examples), double(counts.tokens)});

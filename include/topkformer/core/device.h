@@ -41,6 +41,10 @@ void check_device(Device device);
 // the GPU's global memory for cuda:N (checked like check_device); -1 where
 // it is unknown (sysconf fails; cuda in a build without the CUDA backend).
 std::int64_t device_memory_bytes(Device device);
+// The memory of a device free now: what the machine can give processes
+// without swapping (available_memory_bytes) for the CPU, the GPU's free memory
+// for cuda:N (checked like check_device); -1 where it is unknown.
+std::int64_t device_free_bytes(Device device);
 // Blocks until all work queued on the device has finished (nothing to wait
 // for on the CPU). Copies to the host synchronize by themselves; this is for
 // timing and for handing memory to code outside the framework.

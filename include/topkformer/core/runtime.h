@@ -68,4 +68,10 @@ void reset_resident_peak();
 bool resident_peak_is_resettable();  // checked once
 const char* resident_peak_method();
 
+// The process's resident memory now (VmRSS), in bytes; -1 where unknown.
+std::int64_t resident_bytes();
+// What the machine can give processes now without swapping (MemAvailable of
+// /proc/meminfo), in bytes; -1 where unknown.
+std::int64_t available_memory_bytes();
+
 }  // namespace topkformer

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -111,6 +112,9 @@ struct OptimizerConfig {
 
   optim::AdamWOptions adamw() const;
   optim::SgdOptions sgd() const;
+  // The optimizer this section describes, over `parameters` (the trainer's,
+  // the memory planner's, bench train's).
+  std::unique_ptr<optim::Optimizer> make(nn::NamedTensors parameters) const;
 };
 
 struct ScheduleConfig {

@@ -62,6 +62,10 @@ struct Shard {
   std::vector<std::int64_t> slice(std::span<const std::int64_t> items) const;
 };
 
+// What a task is built for: training keeps gradients and optimizer state
+// besides the weights, evaluation only the weights.
+enum class TaskUse { training, evaluation };
+
 class Task {
  public:
   virtual ~Task() = default;
@@ -73,6 +77,21 @@ class Task {
   virtual BatchCounts draw_batch(std::int64_t parts, Shard shard = {}) = 0;
   // The mean loss over micro-batch `part` of the drawn batch: a differentiable scalar.
   virtual Tensor micro_batch_loss(std::int64_t part, double label_smoothing) = 0;
+  // Forward and backward of the drawn batch's `parts` micro-batches, each loss
+  // weighted 1/parts (they are equally large), so that the gradients are those
+  // of the batch's mean loss, which this returns.
+  double accumulate_gradients(std::int64_t parts, double label_smoothing);
+
+  // The memory planner's stand-in for draw_batch (train/memory_plan.h):
+  // `parts` micro-batches of `examples` synthetic examples each, of the
+  // longest shape the task feeds its model for `use` (data.max_length tokens,
+  // retrieval: two texts of it; lm evaluation: eval.segment_length). Token
+  // ids and labels are fixed values, since memory does not depend on them.
+  virtual BatchCounts draw_synthetic_batch(std::int64_t parts, std::int64_t examples,
+                                           TaskUse use) = 0;
+  // Reads the training split and `split` (as a run holds them once it has
+  // evaluated), so that the planner measures the memory they take.
+  virtual void load_data(EvalSplit split) = 0;
 
   // Where the training data continues (saved in checkpoints). The training
   // split is read when one of these or draw_batch is first called.
@@ -124,10 +143,6 @@ class EvaluationScope {
   autograd::NoGradGuard no_grad_;
   nn::Module& model_;
 };
-
-// What a task is built for: training keeps gradients and optimizer state
-// besides the weights, evaluation only the weights.
-enum class TaskUse { training, evaluation };
 
 // The model and data a config describes. The model's weights are initialised
 // from runtime.seed on the CPU, then moved to runtime.device (prepare_device).

@@ -26,6 +26,10 @@ struct TrainOptions {
   // checkpoint and return.
   const std::atomic<bool>* stop_requested = nullptr;
   bool log_to_console = true;
+  // Before the first step, measure the run's memory by a dry run on synthetic
+  // data (train/memory_plan.h), log it and warn when it is predicted not to
+  // fit the memory the machine has free.
+  bool memory_plan = true;
   // The ranks of a data-parallel run (dist/communicator.h); none: one process.
   // Each rank takes its slice of every global batch (train.batch_size);
   // rank 0 alone logs and writes checkpoints.
