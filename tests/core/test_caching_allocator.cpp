@@ -265,7 +265,9 @@ TEST(CachingAllocator, GrowingChunksReserveWithinTheBoundOfTheLivePeak) {
     }
     // Passes repeat the same sizes: once the cache has settled (the second
     // pass splits what the first left), it serves them all, with no new segment.
-    if (pass >= 2) EXPECT_EQ(allocator.cache_stats().segments_acquired, acquired) << pass;
+    if (pass >= 2) {
+      EXPECT_EQ(allocator.cache_stats().segments_acquired, acquired) << pass;
+    }
     acquired = allocator.cache_stats().segments_acquired;
   }
   const auto live_peak = double(allocator.peak_bytes());
