@@ -343,4 +343,15 @@ BudgetPlan plan_budget(const Config& config, const MemoryPlan& plan, std::int64_
   return result;
 }
 
+std::string fit_warning(const std::string& figure, std::int64_t peak, std::int64_t held,
+                        std::int64_t free, const std::string& where) {
+  if (peak < 0 || held < 0 || free < 0 || peak <= free + held) return "";
+  return fmt::format(
+      "plan: this run is predicted to peak at {:.0f} MiB of {}, more than {} can give it "
+      "({:.0f} MiB free and {:.0f} MiB held already); lower train.batch_size (raising "
+      "train.accumulation keeps the update) or data.max_length, or pick a variant that fits: "
+      "`topkformer plan --memory-budget SIZE`",
+      double(peak) / (1 << 20), figure, where, double(free) / (1 << 20), double(held) / (1 << 20));
+}
+
 }  // namespace topkformer::train

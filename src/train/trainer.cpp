@@ -262,15 +262,9 @@ class Trainer {
   // this process holds there already.
   static void warn_unless_it_fits(const char* figure, std::int64_t peak, std::int64_t held,
                                   Device device) {
-    const std::int64_t free = device_free_bytes(device);
-    if (peak < 0 || held < 0 || free < 0 || peak <= free + held) return;
-    spdlog::warn(
-        "plan: this run is predicted to peak at {:.0f} MiB of {}, more than {} can give it "
-        "({:.0f} MiB free and {:.0f} MiB held already); lower train.batch_size (raising "
-        "train.accumulation keeps the update) or data.max_length, or pick a variant that fits: "
-        "`topkformer plan --memory-budget SIZE`",
-        double(peak) / (1 << 20), figure, device.is_cpu() ? "this machine" : device.str(),
-        double(free) / (1 << 20), double(held) / (1 << 20));
+    const std::string warning = fit_warning(figure, peak, held, device_free_bytes(device),
+                                            device.is_cpu() ? "this machine" : device.str());
+    if (!warning.empty()) spdlog::warn("{}", warning);
   }
 
   // After a log write failed on rank 0 (the other ranks wait in a collective

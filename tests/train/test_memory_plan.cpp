@@ -140,5 +140,21 @@ TEST_F(MemoryPlanTest, BudgetSearchAnswersMonotonically) {
             variant(loose, attention::AttentionKind::chunked).longest_length);
 }
 
+// The warning `train` logs before its first step: only when the predicted
+// peak exceeds what is free plus what the process holds already.
+TEST(MemoryPlanFit, WarnsOnlyWhenThePeakExceedsFreePlusHeld) {
+  const std::int64_t mib = std::int64_t{1} << 20;
+  EXPECT_EQ(fit_warning("resident memory", 100 * mib, 20 * mib, 80 * mib, "this machine"), "");
+  const std::string warning =
+      fit_warning("resident memory", 101 * mib, 20 * mib, 80 * mib, "this machine");
+  for (const char* part : {"101 MiB of resident memory", "this machine", "80 MiB free",
+                           "20 MiB held", "plan --memory-budget"}) {
+    EXPECT_NE(warning.find(part), std::string::npos) << part << " in: " << warning;
+  }
+  EXPECT_NE(fit_warning("reserved bytes", 9 * mib, 0, 8 * mib, "cuda:0").find("cuda:0"),
+            std::string::npos);
+  EXPECT_EQ(fit_warning("reserved bytes", 9 * mib, 0, -1, "cuda:0"), "") << "free unknown";
+}
+
 }  // namespace
 }  // namespace topkformer::train

@@ -102,4 +102,10 @@ struct BudgetPlan {
 // beyond the allocator's (binary, libraries, data) the CPU predictions add.
 BudgetPlan plan_budget(const Config& config, const MemoryPlan& plan, std::int64_t budget);
 
+// The warning `train` logs when a predicted `peak` of `figure` ("resident
+// memory", "reserved bytes") exceeds what `where` has free plus what this
+// process holds there already; empty when it fits or a figure is unknown (< 0).
+std::string fit_warning(const std::string& figure, std::int64_t peak, std::int64_t held,
+                        std::int64_t free, const std::string& where);
+
 }  // namespace topkformer::train
